@@ -1,0 +1,1 @@
+"""All computation of semid: plain Python, polars and torch. Never imports dagster."""

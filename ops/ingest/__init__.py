@@ -1,0 +1,1 @@
+"""Ingestion: raw public data sets -> normalized items / users / interactions tables."""

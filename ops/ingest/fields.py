@@ -1,0 +1,70 @@
+"""Typed field access for raw records: each getter raises `RowError(field, reason)` on a bad value.
+
+Readers call these instead of indexing dicts directly, so every rejected row says which field was wrong and why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ops.ingest.errors import RowError
+
+
+def require(record: Mapping[str, Any], field: str) -> Any:
+    if field not in record or record[field] is None:
+        raise RowError(field, "required field is missing")
+    return record[field]
+
+
+def get_str(record: Mapping[str, Any], field: str, *, required: bool = False) -> str | None:
+    """A string field; empty strings count as missing for required fields."""
+    value = require(record, field) if required else record.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RowError(field, f"expected a string, got {type(value).__name__} {value!r:.60}")
+    if required and not value.strip():
+        raise RowError(field, "required field is empty")
+    return value
+
+
+def get_float(record: Mapping[str, Any], field: str, *, required: bool = False) -> float | None:
+    """A finite number; numeric strings such as "4.0" are accepted, booleans are not."""
+    value = require(record, field) if required else record.get(field)
+    if value is None or value == "":
+        if required:
+            raise RowError(field, "required field is empty")
+        return None
+    if isinstance(value, bool):
+        raise RowError(field, f"expected a number, got bool {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RowError(field, f"expected a number, got {type(value).__name__} {value!r:.60}") from None
+    if not math.isfinite(number):
+        raise RowError(field, f"expected a finite number, got {value!r}")
+    return number
+
+
+def get_int(record: Mapping[str, Any], field: str, *, required: bool = False) -> int | None:
+    """An integer; floats with no fractional part (e.g. 1245283200.0) and digit strings are accepted."""
+    number = get_float(record, field, required=required)
+    if number is None:
+        return None
+    if not number.is_integer():
+        raise RowError(field, f"expected an integer, got {record.get(field)!r}")
+    return int(number)
+
+
+def get_str_list(record: Mapping[str, Any], field: str) -> list[str]:
+    """A list of strings; missing means empty, a bare string becomes a one-element list."""
+    value = record.get(field)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RowError(field, f"expected a list of strings, got {value!r:.60}")
+    return value

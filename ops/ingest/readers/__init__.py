@@ -1,0 +1,1 @@
+"""One module per raw source format; each exposes ``read_*`` functions returning a `ReaderResult`."""
