@@ -1,0 +1,140 @@
+"""The ingestion stages as cached functions: normalize -> k-core -> splits.
+
+Each takes its upstream handle (or the raw files), computes a fingerprint and either returns the cached version
+or builds it with `caching.run_cached`. Dagster assets call exactly one of these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ops.caching import StageOutput, code_version, file_digest, fingerprint, run_cached
+from ops.ingest.datasets import DatasetSpec
+from ops.ingest.errors import IngestError
+from ops.ingest.kcore import kcore_tables
+from ops.ingest.normalize import Tables, build_tables
+from ops.ingest.splits import leave_one_out, random_split
+from ops.tables import read_parquet, write_parquet_atomic
+
+INGEST_CODE = Path(__file__).resolve().parent
+TABLE_NAMES = ("items", "users", "interactions", "rejects", "impressions")
+
+
+@dataclass(frozen=True)
+class NormalizeConfig:
+    max_reject_fraction: float = 0.01  # fail a file when more than 1% of its rows are rejected
+
+
+@dataclass(frozen=True)
+class KCoreConfig:
+    k: int = 5  # the usual 5-core of the Amazon and TIGER literature
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    seed: int = 42  # seed of the random 8/1/1 split
+    train_fraction: float = 0.8
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+
+
+def write_tables(tables: Tables, folder: Path) -> dict[str, int]:
+    """Write every table as Parquet; returns the row count of each."""
+    counts = {}
+    for name, frame in tables.frames().items():
+        write_parquet_atomic(frame, folder / f"{name}.parquet")
+        counts[name] = frame.height
+    return counts
+
+
+def read_tables(stage: StageOutput) -> Tables:
+    frames = {name: read_parquet(stage.file(f"{name}.parquet")) for name in TABLE_NAMES if stage.file(f"{name}.parquet").exists()}
+    return Tables(**frames)
+
+
+def table_stats(tables: Tables) -> dict[str, Any]:
+    """Counts a user checks first: sizes, reject count, text coverage."""
+    items = tables.items
+    return {
+        "rows": {name: frame.height for name, frame in tables.frames().items()},
+        "items_with_title": items.filter(pl.col("title").str.strip_chars().str.len_chars() > 0).height,
+        "textless_items": items.filter(~pl.col("has_text")).height,
+        "rejected_rows": tables.rejects.height,
+    }
+
+
+def normalize(spec: DatasetSpec, data_root: Path, output_root: Path, config: NormalizeConfig) -> StageOutput:
+    """Read one data set's raw files into the normalized tables (cached on file contents + config + code)."""
+    paths = spec.paths(data_root)
+    for role, path in paths.items():
+        if not path.is_file():
+            raise IngestError(path, f"input file for {spec.name!r} ({role}) not found under data root {data_root}")
+    stage_fingerprint = fingerprint(
+        {
+            "dataset": spec.name,
+            "inputs": {role: file_digest(path) for role, path in sorted(paths.items())},
+            "config": asdict(config),
+            "code": code_version(INGEST_CODE),
+        }
+    )
+
+    def build(folder: Path) -> dict[str, Any]:
+        result = spec.read(data_root)
+        try:
+            result.rejects.check(config.max_reject_fraction)
+        except IngestError as error:
+            kept = output_root / "rejects" / f"{spec.name}-{stage_fingerprint}.parquet"
+            write_parquet_atomic(result.rejects.to_frame(), kept)
+            raise IngestError(
+                error.file, f"{error.reason}; rejected rows kept in {kept}", line=error.line, field=error.field
+            ) from error
+        tables = build_tables(result)
+        write_tables(tables, folder)
+        return {
+            "dataset": spec.name,
+            "inputs": {role: str(path) for role, path in paths.items()},
+            "counters": result.counters,
+            "rows_read": dict(result.rejects.rows_read),
+            **table_stats(tables),
+        }
+
+    return run_cached(output_root, "normalized", stage_fingerprint, build)
+
+
+def kcore(upstream: StageOutput, output_root: Path, config: KCoreConfig) -> StageOutput:
+    """The iterative k-core of a normalized data set."""
+    stage_fingerprint = fingerprint(
+        {"upstream": upstream.fingerprint, "config": asdict(config), "code": code_version(INGEST_CODE)}
+    )
+
+    def build(folder: Path) -> dict[str, Any]:
+        tables, rounds = kcore_tables(read_tables(upstream), config.k)
+        write_tables(tables, folder)
+        return {"dataset": upstream.manifest.get("dataset"), "k": config.k, "rounds": rounds, **table_stats(tables)}
+
+    return run_cached(output_root, "kcore", stage_fingerprint, build)
+
+
+def splits(upstream: StageOutput, output_root: Path, config: SplitConfig) -> StageOutput:
+    """Leave-one-out and random splits of a k-core, each one table with a ``split`` column."""
+    stage_fingerprint = fingerprint(
+        {"upstream": upstream.fingerprint, "config": asdict(config), "code": code_version(INGEST_CODE)}
+    )
+    fractions = (config.train_fraction, config.valid_fraction, config.test_fraction)
+
+    def build(folder: Path) -> dict[str, Any]:
+        interactions = read_parquet(upstream.file("interactions.parquet"))
+        counts: dict[str, dict[str, int]] = {}
+        for name, table in (
+            ("leave_one_out", leave_one_out(interactions)),
+            ("random", random_split(interactions, config.seed, fractions)),
+        ):
+            write_parquet_atomic(table, folder / f"{name}.parquet")
+            counts[name] = {row["split"]: row["len"] for row in table.group_by("split").len().iter_rows(named=True)}
+        return {"dataset": upstream.manifest.get("dataset"), "seed": config.seed, "splits": counts}
+
+    return run_cached(output_root, "splits", stage_fingerprint, build)

@@ -1,0 +1,96 @@
+"""A small MLflow resource: one run per materialization, on a local SQLite backend.
+
+Written instead of `dagster-mlflow`, which pins an older dagster. It uses `MlflowClient` (no global fluent
+state), so concurrent assets never share an active run by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from resources.storage import default_output_root
+
+PARAM_VALUE_LIMIT = 6000  # MLflow refuses longer parameter values
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{Path(default_output_root()).resolve() / 'mlflow' / 'mlflow.db'}"
+
+
+def default_artifact_root() -> str:
+    return str(Path(default_output_root()).resolve() / "mlflow" / "artifacts")
+
+
+class TrackedRun:
+    """The handle a stage logs into; thin on purpose, so ops never depend on MLflow."""
+
+    def __init__(self, client: Any, run_id: str, url: str):
+        self._client = client
+        self.run_id = run_id
+        self.url = url
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        for key, value in metrics.items():
+            self._client.log_metric(self.run_id, key, float(value), step=step or 0)
+
+    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        self._client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self._client.set_tag(self.run_id, key, str(value))
+
+
+class MlflowTracking(ConfigurableResource):
+    """MLflow tracking with a SQLite backend under the output root (overridable URI)."""
+
+    tracking_uri: str = Field(description="MLflow tracking URI; SQLite by default (file stores are refused).")
+    artifact_root: str = Field(description="Where new experiments store artifacts.")
+    experiment: str = Field(default="semid", description="Experiment every run is filed under.")
+    ui_url: str = Field(default="http://127.0.0.1:5000", description="Base URL of the MLflow UI, for run links.")
+
+    def _client(self) -> Any:
+        from mlflow.tracking import MlflowClient  # heavy import, paid only by assets that track
+
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return MlflowClient(tracking_uri=self.tracking_uri)
+
+    def _experiment_id(self, client: Any) -> str:
+        experiment = client.get_experiment_by_name(self.experiment)
+        if experiment is not None:
+            return experiment.experiment_id
+        Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
+        return client.create_experiment(self.experiment, artifact_location=Path(self.artifact_root).as_uri())
+
+    @contextmanager
+    def start_run(
+        self,
+        run_name: str,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        parent_run_id: str | None = None,
+    ) -> Iterator[TrackedRun]:
+        """Open a run, log ``params``, yield it, and mark it FINISHED or FAILED on exit."""
+        client = self._client()
+        experiment_id = self._experiment_id(client)
+        all_tags = dict(tags or {})
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+        run_id = run.info.run_id
+        for key, value in (params or {}).items():
+            client.log_param(run_id, key, str(value)[:PARAM_VALUE_LIMIT])
+        url = f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+        try:
+            yield TrackedRun(client, run_id, url)
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id, "FINISHED")

@@ -1,0 +1,82 @@
+"""The ingest asset group materializes on real data, caches, tracks in MLflow, and fails loudly on bad files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from assets import ingest
+from ops.caching import StageOutput
+from pipelines.definitions import defs
+from resources import MlflowTracking, StorageResource
+
+INGEST_ASSETS = [ingest.normalized_dataset, ingest.kcore_dataset, ingest.dataset_splits]
+
+
+def materialization_metadata(result, asset_name):
+    events = [
+        event
+        for event in result.get_asset_materialization_events()
+        if event.asset_key.path[-1] == asset_name
+    ]
+    assert len(events) == 1
+    return events[0].materialization.metadata
+
+
+def test_defs_load_with_every_stage_group():
+    repository = defs.get_repository_def()
+    groups = {node.group_name for node in repository.asset_graph.asset_nodes}
+    assert ingest.GROUP in groups
+    assert {"main", "ingest"} <= {job.name for job in repository.get_all_jobs()}
+
+
+def test_ingest_group_materializes_then_hits_cache(shared_data, tmp_resources):
+    shared_data("amazon2018-gift-cards")
+    instance = DagsterInstance.ephemeral()
+    first = materialize(INGEST_ASSETS, resources=tmp_resources, partition_key="amazon2018-gift-cards", instance=instance)
+    assert first.success
+    metadata = materialization_metadata(first, "normalized_dataset")
+    assert metadata["cache"].value == "computed"
+    assert metadata["rows/interactions"].value == 2972
+    assert metadata["mlflow_run"].value.startswith("http://127.0.0.1:5000/#/experiments/")
+    splits_output: StageOutput = first.output_for_node("dataset_splits")
+    assert set(splits_output.manifest["splits"]) == {"leave_one_out", "random"}
+
+    second = materialize(INGEST_ASSETS, resources=tmp_resources, partition_key="amazon2018-gift-cards", instance=instance)
+    for name in ("normalized_dataset", "kcore_dataset", "dataset_splits"):
+        assert materialization_metadata(second, name)["cache"].value == "cache hit"
+    assert second.output_for_node("dataset_splits").fingerprint == splits_output.fingerprint
+
+
+def test_changed_config_makes_a_new_version_and_keeps_the_old(shared_data, tmp_resources):
+    shared_data("amazon2018-gift-cards")
+    run = lambda k: materialize(  # noqa: E731 - two calls differing only in k
+        INGEST_ASSETS[:2],
+        resources=tmp_resources,
+        partition_key="amazon2018-gift-cards",
+        run_config={"ops": {"kcore_dataset": {"config": {"k": k}}}},
+    ).output_for_node("kcore_dataset")
+    five, ten = run(5), run(10)
+    assert five.fingerprint != ten.fingerprint
+    assert five.file("interactions.parquet").exists() and ten.file("interactions.parquet").exists()
+    assert ten.manifest["rows"]["interactions"] < five.manifest["rows"]["interactions"]
+
+
+def test_too_many_rejects_fail_naming_file_line_field(tmp_path):
+    folder = tmp_path / "raw" / "amazon2014-musical-instruments-5core-prefix"
+    folder.mkdir(parents=True)
+    good = {"reviewerID": "AUSER1", "asin": "B000000001", "overall": 5.0, "unixReviewTime": 1393545600}
+    lines = [json.dumps({**good, "reviewerID": f"AUSER{n}"}) for n in range(5)]
+    lines.insert(2, json.dumps({**good, "overall": "five stars"}))
+    (folder / "Musical_Instruments_5.json").write_text("\n".join(lines) + "\n")
+    resources = {
+        "storage": StorageResource(data_root=str(tmp_path / "raw"), output_root=str(tmp_path / "out")),
+        "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "a")),
+    }
+    with pytest.raises(Exception, match=r"Musical_Instruments_5\.json:3:overall"):
+        materialize([ingest.normalized_dataset], resources=resources, partition_key="amazon2014-musical-instruments")
+    kept = list((tmp_path / "out" / "rejects").glob("*.parquet"))
+    assert len(kept) == 1
+    assert not (tmp_path / "out" / "normalized").exists() or not any((tmp_path / "out" / "normalized").iterdir())
