@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
-from ops.ingest.errors import IngestError
+import orjson
+
+from ops.ingest.errors import IngestError, RowError
+from ops.ingest.rejects import RejectLog
+
+Row = TypeVar("Row")
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -38,3 +44,80 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 def decode_utf8(line: bytes) -> str:
     """Decode one line strictly; the caller turns `UnicodeDecodeError` into a reject."""
     return line.decode("utf-8")
+
+
+def iter_json_rows(path: Path, rejects: RejectLog, parse: Callable[[dict[str, Any]], Row]) -> Iterator[Row]:
+    """``parse`` applied to each JSON-object line of ``path``; every line that fails is rejected, never dropped.
+
+    Invalid UTF-8 is rejected as ``<encoding>``, unparsable JSON or a non-object as ``<record>``, and a
+    `RowError` from ``parse`` under its field. orjson parses the raw bytes directly (no decode step), which is
+    what makes this faster than ``pandas.read_json``.
+    """
+    for number, line in iter_lines(path):
+        rejects.count_read(path)
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            field = "<record>" if _is_utf8(line) else "<encoding>"
+            rejects.add(path, number, field, f"not a JSON line: {error}", line)
+            continue
+        if not isinstance(record, dict):
+            rejects.add(path, number, "<record>", f"expected a JSON object, got {type(record).__name__}", line)
+            continue
+        try:
+            yield parse(record)
+        except RowError as error:
+            rejects.add(path, number, error.field, error.reason, line)
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        decode_utf8(line)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def parse_json_line(line: bytes) -> Any:
+    """One JSON-lines record; a bad line raises `RowError` on ``<encoding>`` or ``<record>`` so it becomes a reject."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        try:
+            decode_utf8(line)
+        except UnicodeDecodeError as bad_bytes:
+            raise RowError("<encoding>", f"invalid UTF-8 ({bad_bytes.reason} at byte {bad_bytes.start})") from None
+        raise RowError("<record>", f"JSON parse error: {error}") from None
+
+
+def load_json_object(path: Path) -> tuple[dict[str, Any], bool]:
+    """A whole-file JSON object and whether all of it was valid UTF-8.
+
+    Invalid bytes do not fail the file: they are kept as lone surrogates (``surrogateescape``) so the reader can
+    reject just the records that hold them (see `check_decodable`). A file that is not a JSON object raises
+    `IngestError` with the line of the syntax error.
+    """
+    content = read_bytes(path)
+    try:
+        document, decodable = orjson.loads(content), True
+    except orjson.JSONDecodeError:
+        text = content.decode("utf-8", errors="surrogateescape")
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise IngestError(path, f"JSON parse error: {error.msg}", line=error.lineno) from None
+        decodable = _SURROGATE.search(text) is None
+    if not isinstance(document, dict):
+        raise IngestError(path, f"expected a JSON object at the top level, got {type(document).__name__}")
+    return document, decodable
+
+
+def check_decodable(value: Any) -> None:
+    """Raise `RowError` on ``<encoding>`` if ``value`` (from `load_json_object`) holds undecodable bytes."""
+    if _SURROGATE.search(json.dumps(value, ensure_ascii=False)):
+        raise RowError("<encoding>", "invalid UTF-8 bytes in the record")
+
+
+def undecodable_text(text: str) -> bool:
+    """True if ``text`` was decoded with ``surrogateescape`` from bytes that are not UTF-8."""
+    return _SURROGATE.search(text) is not None
