@@ -1,0 +1,66 @@
+"""Incremental vector cache: each vector is stored under the hash of the exact text it embeds.
+
+One directory per embedding set-up (model, pooling, attention, max length, normalization, template), named by a
+fingerprint of it, holding ``vectors.parquet`` (``text_hash``, ``vector``) and a readable ``manifest.json``.
+Keying vectors by text rather than by item id means an edited item misses the cache (its text changed), an
+added one misses it, and everything else hits it, with no bookkeeping; identical texts share one vector.
+Files are replaced atomically (temp file + ``os.replace``), so a crash never leaves a half-written cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+STORE_VERSION = 1  # bump when pooling/normalization code changes what a given set-up produces
+VECTORS = "vectors.parquet"
+MANIFEST = "manifest.json"
+
+
+def text_hash(text: str) -> str:
+    """Content key of one rendered text (128 bits of SHA-256: no collision in any catalogue)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def store_dir(cache_dir: Path, embedder_identity: str, template_identity: str) -> Path:
+    """The directory of one set-up: a fingerprint of what determines the vectors."""
+    setup = {"embedder": embedder_identity, "template": template_identity, "store_version": STORE_VERSION}
+    fingerprint = hashlib.sha256(json.dumps(setup, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir / fingerprint
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(Path(temp))
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def load_vectors(directory: Path) -> dict[str, np.ndarray]:
+    """text hash -> float32 vector (dim,); empty when nothing is cached yet."""
+    path = directory / VECTORS
+    if not path.is_file():
+        return {}
+    table = pl.read_parquet(path)
+    vectors = table["vector"].to_numpy().astype(np.float32, copy=False)  # (n, dim)
+    return dict(zip(table["text_hash"].to_list(), vectors, strict=True))
+
+
+def save_vectors(directory: Path, hashes: Sequence[str], vectors: np.ndarray, manifest: dict[str, object]) -> None:
+    """Replace the set-up's cache with these rows (callers pass old and new rows together)."""
+    table = pl.DataFrame({"text_hash": list(hashes), "vector": np.ascontiguousarray(vectors, dtype=np.float32)})
+    _write_atomic(directory / VECTORS, lambda temp: table.write_parquet(temp))
+    text = json.dumps({**manifest, "n_vectors": len(hashes), "dim": int(vectors.shape[1])}, indent=2) + "\n"
+    _write_atomic(directory / MANIFEST, lambda temp: temp.write_text(text))
