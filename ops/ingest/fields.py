@@ -6,6 +6,7 @@ Readers call these instead of indexing dicts directly, so every rejected row say
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,3 +69,22 @@ def get_str_list(record: Mapping[str, Any], field: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise RowError(field, f"expected a list of strings, got {value!r:.60}")
     return value
+
+
+_PRICE = re.compile(r"\$?\s*((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)")  # "$25.00", "$1,299.99", "7"
+
+
+def parse_price(value: Any) -> float | None:
+    """A price given as a number or a currency string (``"$25.00"``, ``"$1,299.99"``); None for anything else.
+
+    Scraped price fields hold junk (CSS blobs, ranges such as ``"$5.99 - $12.99"``). That is real data, not a broken
+    row, so this returns None instead of raising and the reader keeps the raw value in the item's attributes.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) and value >= 0 else None
+    if not isinstance(value, str):
+        return None
+    match = _PRICE.fullmatch(value.strip())
+    return float(match.group(1).replace(",", "")) if match else None
