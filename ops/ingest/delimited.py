@@ -1,0 +1,191 @@
+"""Delimited text files (MIND's TSV, H&M's CSV) as all-string polars columns, with line-accurate rejects.
+
+The fast path is pyarrow's multithreaded CSV parser with every column read as a string, which keeps pace with
+`pandas.read_csv`. Only a file it cannot parse cleanly (invalid UTF-8, a row with the wrong number of fields) goes
+through the csv module record by record, which rejects exactly the damaged rows and keeps the rest. Readers then
+validate values with vectorized expressions and hand the failing rows to `Table.reject`, which finds their lines
+(by re-scanning the text only when there is something to reject).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ops.ingest.errors import IngestError
+from ops.ingest.lines import read_bytes
+from ops.ingest.rejects import RejectLog
+
+RECORD = "_record"  # column holding each row's index into `Table`'s record locations
+
+
+@dataclass(frozen=True)
+class Dialect:
+    separator: str
+    quoted: bool  # True: RFC 4180 double quotes, fields may span lines (CSV); False: no quoting at all (MIND TSV)
+
+
+CSV = Dialect(",", quoted=True)
+TSV = Dialect("\t", quoted=False)
+
+Location = tuple[int, str]  # (first physical line, raw text) of one record
+
+
+class Table:
+    """The data rows of one delimited file as string columns (plus `RECORD`), and the way back to their lines."""
+
+    def __init__(
+        self,
+        path: Path,
+        rejects: RejectLog,
+        frame: pl.DataFrame,
+        locate: Callable[[], list[Location]],
+    ):
+        self.path = path
+        self.rejects = rejects
+        self.frame = frame
+        self._locate = locate
+        self._locations: list[Location] | None = None
+
+    def reject(self, bad: pl.Expr | pl.Series, field: str, reason: str) -> None:
+        """Move the rows where ``bad`` holds (or is null: unverifiable) to the reject log and drop them."""
+        flags = self.frame.select(bad).to_series().fill_null(True)
+        if not flags.any():
+            return
+        if self._locations is None:
+            self._locations = self._locate()
+        for record in self.frame.filter(flags)[RECORD]:
+            line, raw = self._locations[record]
+            self.rejects.add(self.path, line, field, reason, raw)
+        self.frame = self.frame.filter(~flags)
+
+    def require_columns(self, names: Sequence[str]) -> None:
+        """A header without the columns a reader needs means the wrong file or layout: nothing can be read."""
+        missing = [name for name in names if name not in self.frame.columns]
+        if missing:
+            present = [name for name in self.frame.columns if name != RECORD]
+            raise IngestError(self.path, f"missing columns {missing}; the header has {present}", line=1)
+
+
+def read_table(path: Path, rejects: RejectLog, dialect: Dialect, columns: Sequence[str] | None = None) -> Table:
+    """Read ``path`` as strings: named by ``columns``, or by its first line when ``columns`` is None (a header).
+
+    Blank lines are skipped. Every data row is counted as read; damaged rows are rejected as ``<encoding>`` or
+    ``<columns>``.
+    """
+    path = Path(path)
+    content = read_bytes(path)
+    names = list(columns) if columns is not None else _header(path, content, dialect)
+    skip = 0 if columns is not None else 1
+    try:
+        frame = _fast_read(content, dialect, names, skip)
+    except (pa.ArrowInvalid, csv.Error):
+        return _careful_read(path, rejects, content, dialect, names, skip)
+    rejects.count_read(path, frame.height)
+    frame = frame.with_row_index(RECORD)
+    return Table(path, rejects, frame, lambda: _locations(_decode(content), dialect, skip))
+
+
+def _header(path: Path, content: bytes, dialect: Dialect) -> list[str]:
+    first = content.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        names = next(csv.reader([first.decode("utf-8")], **_csv_options(dialect)), [])
+    except UnicodeDecodeError:
+        raise IngestError(path, "header line is not valid UTF-8", 1) from None
+    if not any(names):
+        raise IngestError(path, "the first line should name the columns but is blank", 1)
+    return names
+
+
+def _fast_read(content: bytes, dialect: Dialect, names: list[str], skip: int) -> pl.DataFrame:
+    table = pacsv.read_csv(
+        pa.py_buffer(content),
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=skip),
+        parse_options=pacsv.ParseOptions(
+            delimiter=dialect.separator,
+            quote_char='"' if dialect.quoted else False,
+            newlines_in_values=dialect.quoted,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in names},
+            null_values=[],
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    return pl.from_arrow(table)
+
+
+def _careful_read(
+    path: Path, rejects: RejectLog, content: bytes, dialect: Dialect, names: list[str], skip: int
+) -> Table:
+    """Record by record with the csv module: slow, but it rejects exactly the damaged rows and keeps the rest."""
+    text = _decode(content, path, rejects)
+    values: list[list[str]] = [[] for _ in names]
+    kept: list[Location] = []
+    for line, raw, fields in _records(text, dialect, skip):
+        rejects.count_read(path)
+        if len(fields) != len(names):
+            reason = f"expected {len(names)} fields, got {len(fields)}" if fields else "unparsable record"
+            rejects.add(path, line, "<columns>", reason, raw)
+            continue
+        for column, value in zip(values, fields, strict=True):
+            column.append(value)
+        kept.append((line, raw))
+    frame = pl.DataFrame(dict(zip(names, values, strict=True)), schema=dict.fromkeys(names, pl.String))
+    return Table(path, rejects, frame.with_row_index(RECORD), lambda: kept)
+
+
+def _decode(content: bytes, path: Path | None = None, rejects: RejectLog | None = None) -> str:
+    """The text of ``content``; with a reject log, each undecodable line is rejected and blanked (numbering kept)."""
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        if rejects is None:
+            return content.decode("utf-8", errors="replace")
+    lines = []
+    for number, line in enumerate(content.split(b"\n"), start=1):
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            rejects.count_read(path)
+            rejects.add(path, number, "<encoding>", f"invalid UTF-8: {error}", line)
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _locations(text: str, dialect: Dialect, skip: int) -> list[Location]:
+    return [(line, raw) for line, raw, _ in _records(text, dialect, skip)]
+
+
+def _records(text: str, dialect: Dialect, skip: int) -> Iterator[tuple[int, str, list[str]]]:
+    """``(first line, raw text, fields)`` of each non-blank record after the first ``skip`` lines.
+
+    A record the csv module cannot parse (e.g. a field over its size limit) comes back with no fields.
+    """
+    lines = text.split("\n")
+    reader = csv.reader(io.StringIO(text, newline=""), **_csv_options(dialect))
+    start = 1
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            fields = []
+        end = reader.line_num
+        if start > skip and (fields or lines[start - 1].strip()):
+            yield start, "\n".join(lines[start - 1 : end]), fields
+        start = end + 1
+
+
+def _csv_options(dialect: Dialect) -> dict[str, object]:
+    quoting = csv.QUOTE_MINIMAL if dialect.quoted else csv.QUOTE_NONE
+    return {"delimiter": dialect.separator, "quoting": quoting, "strict": False}
