@@ -71,6 +71,16 @@ def get_str_list(record: Mapping[str, Any], field: str) -> list[str]:
     return value
 
 
+def get_int_list(record: Mapping[str, Any], field: str) -> list[int]:
+    """A list of integers (JSON ints, not booleans or floats); missing means empty."""
+    value = record.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(type(v) is int for v in value):
+        raise RowError(field, f"expected a list of integers, got {value!r:.60}")
+    return value
+
+
 _PRICE = re.compile(r"\$?\s*((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)")  # "$25.00", "$1,299.99", "7"
 
 

@@ -69,3 +69,48 @@ def interactions_frame(
 
 def impressions_frame(columns: Mapping[str, Sequence[Any]]) -> pl.DataFrame:
     return pl.DataFrame(dict(columns), schema=IMPRESSIONS)
+
+
+def attributes_expr(schema: pl.Schema) -> pl.Expr:
+    """Vectorized `attributes_json` over the columns of ``schema`` (same keys, same empty-value rule).
+
+    Readers that hold the extra fields as typed columns use this instead of one `json.dumps` per row, which costs
+    more than parsing the file. Strings and lists encode byte-for-byte as `attributes_json` does; floats use
+    the shortest round-trip form, which differs only in exponent spelling (``1e-7`` vs ``1e-07``).
+    """
+    pieces = []
+    for name in sorted(schema):
+        column = pl.col(name)
+        present = column.is_not_null()
+        if schema[name] == pl.String:
+            present &= column != ""
+        elif isinstance(schema[name], pl.List):
+            present &= column.list.len() > 0
+        encoded = pl.struct(column).struct.json_encode().str.strip_prefix("{").str.strip_suffix("}")
+        pieces.append(pl.when(present).then(encoded))
+    if not pieces:
+        return pl.lit("{}")
+    body = pl.concat_str(pieces, separator=",", ignore_nulls=True)
+    return pl.concat_str([pl.lit("{"), body, pl.lit("}")])
+
+
+def has_text_expr() -> pl.Expr:
+    """True when an item has any text to embed: a title, description, brand or category."""
+    return (
+        pl.col("title").str.contains(r"\S").fill_null(False)
+        | pl.col("description").str.contains(r"\S").fill_null(False)
+        | pl.col("brand").str.contains(r"\S").fill_null(False)
+        | pl.col("categories").list.len().fill_null(0).gt(0)
+    )
+
+
+def with_missing_items(items: pl.DataFrame, interactions: pl.DataFrame, source: str) -> tuple[pl.DataFrame, int]:
+    """Append text-less placeholders for items the interactions reference but ``items`` lacks (first-seen order).
+
+    Returns the items and the number of placeholders, which readers report as the ``textless_items`` counter.
+    """
+    referenced = interactions["item_id"].unique(maintain_order=True)
+    missing = referenced.filter(~referenced.is_in(items["item_id"].implode())).to_list()
+    if not missing:
+        return items, 0
+    return pl.concat([items, missing_items_frame(missing, source)], how="vertical_relaxed"), len(missing)

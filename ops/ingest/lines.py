@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import json
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from ops.ingest.rejects import RejectLog
 Row = TypeVar("Row")
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_SURROGATE = re.compile("[\udc80-\udcff]")  # what ``surrogateescape`` turns undecodable bytes into
 
 
 def read_bytes(path: Path) -> bytes:
@@ -78,18 +81,6 @@ def _is_utf8(line: bytes) -> bool:
     return True
 
 
-def parse_json_line(line: bytes) -> Any:
-    """One JSON-lines record; a bad line raises `RowError` on ``<encoding>`` or ``<record>`` so it becomes a reject."""
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError as error:
-        try:
-            decode_utf8(line)
-        except UnicodeDecodeError as bad_bytes:
-            raise RowError("<encoding>", f"invalid UTF-8 ({bad_bytes.reason} at byte {bad_bytes.start})") from None
-        raise RowError("<record>", f"JSON parse error: {error}") from None
-
-
 def load_json_object(path: Path) -> tuple[dict[str, Any], bool]:
     """A whole-file JSON object and whether all of it was valid UTF-8.
 
@@ -121,3 +112,38 @@ def check_decodable(value: Any) -> None:
 def undecodable_text(text: str) -> bool:
     """True if ``text`` was decoded with ``surrogateescape`` from bytes that are not UTF-8."""
     return _SURROGATE.search(text) is not None
+
+
+def iter_parsed_lines(path: Path, rejects: RejectLog, parse: Callable[[bytes], Row]) -> Iterator[Row]:
+    """``parse`` applied to each non-blank line of ``path``; a line whose parse raises `RowError` is rejected.
+
+    For line formats that are not JSON objects (Python-literal meta lines, integer sequences).
+    """
+    for number, line in iter_lines(path):
+        rejects.count_read(path)
+        try:
+            yield parse(line)
+        except RowError as error:
+            rejects.add(path, number, error.field, error.reason, line)
+
+
+def iter_object_rows(
+    path: Path,
+    records: dict[str, Any],
+    decodable: bool,
+    rejects: RejectLog,
+    parse: Callable[[str, Any], Row],
+) -> Iterator[Row]:
+    """``parse(key, value)`` for each entry of a JSON object from `load_json_object`, rejecting the bad ones.
+
+    The reject's ``line`` is the entry's 1-based position in ``records`` (these files have no line structure).
+    """
+    rejects.count_read(path, len(records))
+    for number, (key, value) in enumerate(records.items(), start=1):
+        try:
+            if not decodable:
+                check_decodable([key, value])
+            yield parse(key, value)
+        except RowError as error:
+            raw = json.dumps({key: value}, ensure_ascii=False).encode("utf-8", errors="surrogateescape")
+            rejects.add(path, number, error.field, error.reason, raw)
