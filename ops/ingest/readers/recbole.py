@@ -1,0 +1,315 @@
+"""RecBole atomic files: ``.item`` (catalogue) and ``.inter`` (interactions), typed TSV with CSV-style quotes.
+
+Columns are found by header name (``name:type``, the type suffix dropped), so files with another column order
+or extra columns read the same way: extra ``.item`` columns go into ``attributes``; extra ``.inter`` columns are
+ignored, because the interactions table has no place for them.
+
+Two parsers, one result:
+- polars parses and types the whole file. Its result is used only if it accounts for every TAB and newline
+  byte, so no row was ragged or blank and no row was split differently from how `csv` splits it. Rows whose
+  values look wrong (missing id, non-finite number, fractional timestamp) then go through the `fields` getters,
+  and a row the getters refuse is rejected.
+- otherwise, or if polars refuses the file (stray quote, invalid UTF-8, a number it cannot parse), the `csv`
+  module re-parses it record by record and checks every row with the getters. Each reject gets its physical
+  line number.
+
+Text: HTML entities in text columns (title, brand, categories and other token columns) are decoded with
+`html.unescape`. The Amazon conversion kept ``&amp;`` and ``&#39;``, and it spells one category both ways
+("Home &amp; Kitchen", "Toys & Games").
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ops.ingest.errors import IngestError, RowError
+from ops.ingest.fields import get_float, get_int, get_str
+from ops.ingest.frames import attributes_expr, has_text_expr, with_missing_items
+from ops.ingest.lines import read_bytes, undecodable_text
+from ops.ingest.rejects import RejectLog
+from ops.ingest.result import ReaderResult
+from ops.ingest.schema import ITEMS, RAW_INTERACTIONS
+
+SOURCE = "recbole"
+
+# How each column is checked and typed: "id" (required string), "text", "seq" (list of names), "float", "int".
+_KIND_BY_NAME = {
+    "user_id": "id",
+    "item_id": "id",
+    "rating": "float",
+    "timestamp": "int",  # declared float by RecBole; whole unix seconds
+    "title": "text",
+    "description": "text",
+    "brand": "text",
+    "categories": "seq",
+    "price": "float",
+}
+_KIND_BY_TYPE = {"token": "text", "token_seq": "seq", "float": "float"}  # other RecBole types stay raw text
+_GETTERS: dict[str, Callable[[dict[str, Any], str], Any]] = {
+    "id": lambda record, name: get_str(record, name, required=True),
+    "float": get_float,
+    "int": get_int,
+}
+_QUOTED_NAME = re.compile(r"'[^']*'|\"[^\"]*\"")  # one name of a Python-repr list: 'Makeup' or "Women's"
+_TAB, _NEWLINE = ord("\t"), ord("\n")
+
+
+def read_recbole(inter: Path, items: Path) -> ReaderResult:
+    """A RecBole ``.inter`` file with its ``.item`` catalogue.
+
+    The items table is the whole catalogue, which may hold items no interaction uses (the 10-core
+    ``.inter.filtered`` uses 733 of the 12,101 Beauty items). Each item that an interaction names but the
+    catalogue lacks gets a text-less placeholder, counted as ``textless_items``.
+    """
+    rejects = RejectLog()
+    catalogue = read_recbole_items(items, rejects)
+    interactions = _read_atomic(Path(inter), rejects, required=("user_id", "item_id"), columns=RAW_INTERACTIONS)
+    interactions = _with_columns_of(interactions, RAW_INTERACTIONS)
+    all_items, textless = with_missing_items(catalogue, interactions, SOURCE)
+    return ReaderResult(all_items, interactions, rejects, counters={"textless_items": textless})
+
+
+def read_recbole_items(path: Path, rejects: RejectLog) -> pl.DataFrame:
+    """The items table of a ``.item`` file (see `read_item_table` and `finish_items`)."""
+    return finish_items(read_item_table(path, rejects), SOURCE)
+
+
+def read_item_table(path: Path, rejects: RejectLog) -> pl.DataFrame:
+    """Typed columns of a ``.item`` file, one row per item in file order; a repeated item_id is rejected.
+
+    Kept apart from `finish_items` so that a reader (P5) can add columns for `finish_items` to pack into attributes.
+    """
+    path = Path(path)
+    table = _read_atomic(path, rejects, required=("item_id",))
+    return _first_row_per_item(path, table, rejects).drop("line")
+
+
+def finish_items(table: pl.DataFrame, source: str) -> pl.DataFrame:
+    """The items table from typed item columns: ITEMS columns kept, every other column packed into attributes."""
+    extra = pl.Schema({name: dtype for name, dtype in table.schema.items() if name not in ITEMS})
+    items = _with_columns_of(
+        table.with_columns(attributes_expr(extra).alias("attributes")),
+        {name: dtype for name, dtype in ITEMS.items() if name not in ("has_text", "source")},
+    )
+    return items.with_columns(has_text_expr().alias("has_text"), pl.lit(source).alias("source"))
+
+
+def _with_columns_of(table: pl.DataFrame, schema: pl.Schema | dict[str, pl.DataType]) -> pl.DataFrame:
+    """``table`` restricted to ``schema``'s columns, in its order; a column the file lacks is all-null."""
+    return table.select(
+        pl.col(name) if name in table.columns else pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in schema.items()
+    )
+
+
+def _read_atomic(
+    path: Path, rejects: RejectLog, required: Sequence[str], columns: Collection[str] | None = None
+) -> pl.DataFrame:
+    """Parse, check and type one atomic file: the wanted columns (all by default) plus ``line``."""
+    content = read_bytes(path)
+    names = _header_names(path, content)
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise IngestError(path, f"header has no {', '.join(missing)} column", line=1)
+    kinds = {
+        name: _KIND_BY_NAME.get(name, _KIND_BY_TYPE.get(declared, "text"))
+        for name, declared in names.items()
+        if columns is None or name in columns
+    }
+    table = _parse_with_polars(path, content, names, kinds, rejects)
+    if table is None:
+        table = _parse_with_csv(path, content, names, kinds, rejects)
+    return table.with_columns(_final(table[name], kind) for name, kind in kinds.items())
+
+
+def _header_names(path: Path, content: bytes) -> dict[str, str]:
+    """Column name -> declared RecBole type (``token``, ``float``...), in file order, from the header line."""
+    end = content.find(b"\n")
+    try:
+        header = content[: end if end >= 0 else len(content)].rstrip(b"\r").decode("utf-8")
+    except UnicodeDecodeError:
+        raise IngestError(path, "header is not valid UTF-8", line=1) from None
+    names: dict[str, str] = {}
+    for column in header.split("\t"):
+        name, _, declared = column.partition(":")
+        if not name or name in names:
+            raise IngestError(path, f"header column {column!r} is empty or repeated", line=1)
+        names[name] = declared
+    return names
+
+
+def _parse_with_polars(
+    path: Path, content: bytes, names: dict[str, str], kinds: dict[str, str], rejects: RejectLog
+) -> pl.DataFrame | None:
+    """The wanted columns typed by polars, rows the getters refuse rejected; None if polars can't vouch.
+
+    The TAB and newline bytes must be exactly those the parsed rows account for: ``len(names) - 1`` separators
+    and one line break per record, plus those inside quoted fields. A short row, a blank line or a split
+    different from `csv`'s breaks the equality, and the `csv` parser then takes over.
+    """
+    schema = {name: pl.Float64 if kinds.get(name) in ("float", "int") else pl.String for name in names}
+    try:
+        frame = pl.read_csv(
+            content, separator="\t", quote_char='"', has_header=False, skip_rows=1, schema=schema, null_values=[""]
+        )
+    except pl.exceptions.PolarsError:
+        return None
+    text_columns = [name for name, kind in kinds.items() if kind in ("text", "seq")]
+    inside = _breaks_inside(frame, text_columns, b'"' in content)
+    byte_values = np.frombuffer(content, dtype=np.uint8)
+    separators = (frame.height + 1) * (len(names) - 1) + inside["tabs"].sum()
+    line_breaks = frame.height + inside["newlines"].sum() + content.endswith(b"\n")
+    if np.count_nonzero(byte_values == _TAB) != separators or np.count_nonzero(byte_values == _NEWLINE) != line_breaks:
+        return None
+    rejects.count_read(path, frame.height)
+    newlines = pl.zeros(frame.height, dtype=pl.Int64, eager=True).scatter(inside["row"], inside["newlines"])
+    lines = pl.int_range(2, frame.height + 2, dtype=pl.Int64, eager=True) + newlines.cum_sum() - newlines
+    frame = frame.select(*kinds).with_columns(lines.alias("line"))
+    return _without_refused(path, frame, kinds, rejects)
+
+
+def _breaks_inside(frame: pl.DataFrame, columns: list[str], quoted: bool) -> pl.DataFrame:
+    """``row``, ``tabs`` and ``newlines`` of each row whose fields in ``columns`` hold TABs or newlines.
+
+    Only a quoted field can hold them, so a file without quotes needs no scan. Other columns are not scanned:
+    a TAB or newline there leaves the byte counts unequal, and the `csv` parser takes over.
+    """
+    schema = {"row": pl.Int64, "tabs": pl.Int64, "newlines": pl.Int64}
+    if not (quoted and columns):
+        return pl.DataFrame(schema=schema)
+    holding = frame.with_row_index("row").filter(pl.any_horizontal(pl.col(c).str.contains("[\t\n]") for c in columns))
+    counts = {
+        label: pl.sum_horizontal(pl.col(c).str.count_matches(character, literal=True).fill_null(0) for c in columns)
+        for label, character in (("tabs", "\t"), ("newlines", "\n"))
+    }
+    return holding.select(pl.col("row"), **counts).cast(schema)
+
+
+def _without_refused(path: Path, frame: pl.DataFrame, kinds: dict[str, str], rejects: RejectLog) -> pl.DataFrame:
+    """``frame`` less the rows whose checked values look wrong and that the getters refuse (each rejected)."""
+    suspicious = [_suspect(name, kind) for name, kind in kinds.items() if kind in _GETTERS]
+    suspects = frame.filter(pl.any_horizontal(suspicious)) if suspicious else frame.clear()
+    refused = []
+    for record in suspects.iter_rows(named=True):
+        try:
+            _checked(record, kinds)
+        except RowError as error:
+            rejects.add(path, record["line"], error.field, error.reason, _raw_text(record))
+            refused.append(record["line"])
+    return frame.filter(~pl.col("line").is_in(refused)) if refused else frame
+
+
+def _suspect(name: str, kind: str) -> pl.Expr:
+    """True where a typed value may break the getters' rules: the getters then look at the row."""
+    value = pl.col(name)
+    if kind == "id":
+        return value.is_null() | ~value.str.contains(r"\S")
+    bad = ~value.is_finite()
+    if kind == "int":
+        bad = bad | (value != value.floor())
+    return bad.fill_null(False)
+
+
+def _checked(record: dict[str, Any], kinds: dict[str, str]) -> dict[str, Any]:
+    """The checked values of ``record`` as the getters read them; raises the first getter's `RowError`."""
+    return {name: _GETTERS[kind](record, name) for name, kind in kinds.items() if kind in _GETTERS}
+
+
+def _parse_with_csv(
+    path: Path, content: bytes, names: dict[str, str], kinds: dict[str, str], rejects: RejectLog
+) -> pl.DataFrame:
+    """The careful parse: every record checked with the getters, rejects with their physical line numbers."""
+    text = content.decode("utf-8", errors="surrogateescape")
+    check_encoding = undecodable_text(text)
+    positions = {name: position for position, name in enumerate(names)}
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", strict=True)
+    next(reader)  # the header, already read by `_header_names`
+    rows: list[dict[str, Any]] = []
+    while True:
+        line = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            rejects.count_read(path)
+            rejects.add(path, line, "<record>", f"CSV parse error: {error}", _physical_line(text, line))
+            continue
+        if len(fields) <= 1 and not "".join(fields).strip():
+            continue  # a blank line is no record
+        rejects.count_read(path)
+        try:
+            rows.append(_csv_row(fields, positions, kinds, check_encoding) | {"line": line})
+        except RowError as error:
+            rejects.add(path, line, error.field, error.reason, "\t".join(fields).encode(errors="surrogateescape"))
+    schema = {name: pl.Float64 if kind in ("float", "int") else pl.String for name, kind in kinds.items()}
+    return pl.DataFrame(rows, schema=schema | {"line": pl.Int64}, orient="row")
+
+
+def _csv_row(fields: list[str], positions: dict[str, int], kinds: dict[str, str], check_encoding: bool) -> dict:
+    """One csv record as the wanted values (empty -> None, checked ones through the getters)."""
+    if len(fields) != len(positions):
+        raise RowError("<record>", f"expected {len(positions)} tab-separated fields, got {len(fields)}")
+    if check_encoding and undecodable_text("\t".join(fields)):
+        raise RowError("<encoding>", "invalid UTF-8 bytes in the record")
+    record = {name: fields[positions[name]] or None for name in kinds}
+    return record | _checked(record, kinds)
+
+
+def _physical_line(text: str, line: int) -> bytes:
+    return text.split("\n")[line - 1].encode(errors="surrogateescape")
+
+
+def _raw_text(record: dict[str, Any]) -> str:
+    return "\t".join("" if value is None else str(value) for name, value in record.items() if name != "line")
+
+
+def _final(column: pl.Series, kind: str) -> pl.Series:
+    """A checked column in its table type; text is HTML-unescaped (see the module docstring)."""
+    if kind == "int":
+        return column.cast(pl.Int64)
+    if kind == "text":
+        return _per_distinct(column, html.unescape, pl.String, only=column.str.contains("&", literal=True))
+    if kind == "seq":
+        return _per_distinct(column, _token_names, pl.List(pl.String)).fill_null([])
+    return column
+
+
+def _per_distinct(
+    column: pl.Series, convert: Callable[[str], Any], dtype: pl.DataType, only: pl.Series | None = None
+) -> pl.Series:
+    """``convert`` applied once per distinct value (among the rows in ``only``), mapped back onto every row.
+
+    Text columns repeat a lot (245 distinct category lists in 12,101 Beauty items), so this costs far less
+    than a per-row Python call, and it keeps the conversion in plain Python, where it is easy to get right.
+    """
+    candidates = column if only is None else column.filter(only)
+    distinct = candidates.drop_nulls().unique(maintain_order=True)
+    mapping = pl.DataFrame({"raw": distinct, "converted": pl.Series([convert(v) for v in distinct], dtype=dtype)})
+    converted = column.to_frame("raw").join(mapping, on="raw", how="left", maintain_order="left")["converted"]
+    return (converted if only is None else converted.fill_null(column)).alias(column.name)
+
+
+def _token_names(value: str) -> list[str]:
+    """A token_seq value as names: quoted (Amazon: ``'Beauty', ""Women's""``) or space-separated tokens."""
+    if value[0] in "'\"":
+        return [html.unescape(name[1:-1]) for name in _QUOTED_NAME.findall(value)]
+    return value.split()
+
+
+def _first_row_per_item(path: Path, table: pl.DataFrame, rejects: RejectLog) -> pl.DataFrame:
+    """Keep the first row of each item_id, which keys the items table; later rows are rejected, not lost."""
+    first = pl.col("item_id").is_first_distinct()
+    for record in table.filter(~first).iter_rows(named=True):
+        reason = f"duplicate item_id {record['item_id']!r}; its first row is kept"
+        rejects.add(path, record["line"], "item_id", reason, _raw_text(record))
+    return table.filter(first)
