@@ -90,7 +90,8 @@ def read_table(path: Path, rejects: RejectLog, dialect: Dialect, columns: Sequen
         return _careful_read(path, rejects, content, dialect, names, skip)
     rejects.count_read(path, frame.height)
     frame = frame.with_row_index(RECORD)
-    return Table(path, rejects, frame, lambda: _locations(_decode(content), dialect, skip))
+    # pyarrow checked the UTF-8 of every field, so the text decodes; "replace" only guards the line lookup itself
+    return Table(path, rejects, frame, lambda: _locations(content.decode("utf-8", errors="replace"), dialect, skip))
 
 
 def _header(path: Path, content: bytes, dialect: Dialect) -> list[str]:
@@ -127,7 +128,7 @@ def _careful_read(
     path: Path, rejects: RejectLog, content: bytes, dialect: Dialect, names: list[str], skip: int
 ) -> Table:
     """Record by record with the csv module: slow, but it rejects exactly the damaged rows and keeps the rest."""
-    text = _decode(content, path, rejects)
+    text = _decode(path, content, rejects)
     values: list[list[str]] = [[] for _ in names]
     kept: list[Location] = []
     for line, raw, fields in _records(text, dialect, skip):
@@ -143,13 +144,12 @@ def _careful_read(
     return Table(path, rejects, frame.with_row_index(RECORD), lambda: kept)
 
 
-def _decode(content: bytes, path: Path | None = None, rejects: RejectLog | None = None) -> str:
-    """The text of ``content``; with a reject log, each undecodable line is rejected and blanked (numbering kept)."""
+def _decode(path: Path, content: bytes, rejects: RejectLog) -> str:
+    """The text of ``content``; an undecodable line is rejected and blanked, so later lines keep their numbers."""
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError:
-        if rejects is None:
-            return content.decode("utf-8", errors="replace")
+        pass
     lines = []
     for number, line in enumerate(content.split(b"\n"), start=1):
         try:

@@ -66,6 +66,7 @@ class CatalogueRow(NamedTuple):
 
 
 def read_amazon2018(reviews: Path, meta: Path | None = None) -> ReaderResult:
+    """Interactions from a 5-core reviews file; items from its meta file, or text-less placeholders without one."""
     rejects = RejectLog()
     interactions, duplicate_reviews = read_reviews(Path(reviews), rejects, _review)
     if meta is None:

@@ -38,6 +38,7 @@ _MAPPED_META_FIELDS = frozenset({"parent_asin", "title", "categories", "descript
 
 
 def read_amazon2023(reviews: Path | None = None, meta: Path | None = None) -> ReaderResult:
+    """Interactions from a reviews file and/or items from a meta file (the shared sample is meta only)."""
     if reviews is None and meta is None:
         raise ValueError("read_amazon2023 needs a reviews file, a meta file, or both")
     rejects = RejectLog()

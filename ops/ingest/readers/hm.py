@@ -39,6 +39,7 @@ _DIGITS = r"^\d+$"
 
 
 def read_hm(articles: Path, transactions: Path) -> ReaderResult:
+    """Items from articles.csv, interactions from transactions_train.csv, in either layout."""
     rejects = RejectLog()
     items, duplicates = _read_articles(_table(Path(articles), rejects, ARTICLE_COLUMNS))
     interactions = _read_transactions(_table(Path(transactions), rejects, TRANSACTION_COLUMNS))

@@ -53,6 +53,7 @@ _IMPRESSION_LIST = r"^\S+-[01]( \S+-[01])*$"  # "N55689-1 N35729-0"
 
 
 def read_mind(news: Path, behaviors: Path) -> ReaderResult:
+    """Items from news.tsv; interactions and the impressions table from behaviors.tsv."""
     rejects = RejectLog()
     items, duplicate_news = _read_news(read_table(Path(news), rejects, TSV, NEWS_COLUMNS))
     shown = _read_behaviors(read_table(Path(behaviors), rejects, TSV, BEHAVIORS_COLUMNS))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
@@ -21,12 +20,6 @@ META_2021 = "meta_Tiny_Outdoor_2021.json"
 @pytest.fixture
 def fixtures(fixtures_dir: Path) -> Path:
     return fixtures_dir / "amazon2018"
-
-
-def rejected(result) -> list[tuple[str, int, str]]:
-    return [
-        (Path(file).name, line, field) for file, line, field in result.rejects.to_frame().select(pl.nth(0, 1, 2)).rows()
-    ]
 
 
 # --- real data ---------------------------------------------------------------------------------------------------
@@ -189,11 +182,9 @@ def test_fixture_2021_release_adds_only_high_res_images(fixtures):
     assert json.loads(new["attributes"][0])["imageURL"] == json.loads(old["attributes"][0])["imageURL"]
 
 
-def test_gzip_and_plain_files_read_the_same(fixtures, tmp_path):
-    for name in (REVIEWS, META_2020):
-        (tmp_path / f"{name}.gz").write_bytes(gzip.compress((fixtures / name).read_bytes()))
+def test_gzip_and_plain_files_read_the_same(fixtures, gzipped):
     plain = read_amazon2018(fixtures / REVIEWS, fixtures / META_2020)
-    packed = read_amazon2018(tmp_path / f"{REVIEWS}.gz", tmp_path / f"{META_2020}.gz")
+    packed = read_amazon2018(gzipped(fixtures / REVIEWS), gzipped(fixtures / META_2020))
     assert plain.items.equals(packed.items) and plain.interactions.equals(packed.interactions)
 
 
@@ -206,7 +197,7 @@ def test_reading_twice_gives_identical_frames(fixtures):
 # --- damaged input -----------------------------------------------------------------------------------------------
 
 
-def test_malformed_review_lines_are_rejected_with_line_and_field(fixtures, tmp_path):
+def test_malformed_review_lines_are_rejected_with_line_and_field(fixtures, tmp_path, rejected):
     good = (fixtures / REVIEWS).read_bytes().splitlines()
     path = tmp_path / "reviews.json"
     path.write_bytes(
@@ -225,7 +216,7 @@ def test_malformed_review_lines_are_rejected_with_line_and_field(fixtures, tmp_p
         )
     )
     result = read_amazon2018(path)
-    assert rejected(result) == [
+    assert rejected(result.rejects) == [
         ("reviews.json", 2, "<record>"),
         ("reviews.json", 4, "reviewerID"),
         ("reviews.json", 5, "overall"),
@@ -237,7 +228,7 @@ def test_malformed_review_lines_are_rejected_with_line_and_field(fixtures, tmp_p
     assert "Nice" in result.rejects.to_frame()["raw"][3]
 
 
-def test_malformed_meta_lines_are_rejected_and_the_rest_kept(fixtures, tmp_path):
+def test_malformed_meta_lines_are_rejected_and_the_rest_kept(fixtures, tmp_path, rejected):
     good = (fixtures / META_2020).read_bytes().splitlines()
     path = tmp_path / "meta.json"
     path.write_bytes(
@@ -251,7 +242,7 @@ def test_malformed_meta_lines_are_rejected_and_the_rest_kept(fixtures, tmp_path)
         )
     )
     result = read_amazon2018(fixtures / REVIEWS, path)
-    assert rejected(result) == [
+    assert rejected(result.rejects) == [
         ("meta.json", 2, "description"),
         ("meta.json", 3, "asin"),
         ("meta.json", 4, "<encoding>"),
@@ -260,10 +251,8 @@ def test_malformed_meta_lines_are_rejected_and_the_rest_kept(fixtures, tmp_path)
     assert result.counters["textless_items"] == 2
 
 
-def test_truncated_gzip_raises_ingest_error(fixtures, tmp_path):
-    packed = gzip.compress((fixtures / REVIEWS).read_bytes())
-    path = tmp_path / "Tiny_Outdoor_5.json.gz"
-    path.write_bytes(packed[: len(packed) // 2])
+def test_truncated_gzip_raises_ingest_error(fixtures, gzipped):
+    path = gzipped(fixtures / REVIEWS, cut=True)
     with pytest.raises(IngestError, match="truncated or corrupt gzip") as error:
         read_amazon2018(path)
     assert error.value.file == str(path)

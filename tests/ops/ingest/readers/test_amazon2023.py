@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from ops.ingest.errors import IngestError
@@ -19,12 +17,6 @@ META = "meta_Tiny_Care.jsonl"
 @pytest.fixture
 def fixtures(fixtures_dir: Path) -> Path:
     return fixtures_dir / "amazon2023"
-
-
-def rejected(result) -> list[tuple[str, int, str]]:
-    return [
-        (Path(file).name, line, field) for file, line, field in result.rejects.to_frame().select(pl.nth(0, 1, 2)).rows()
-    ]
 
 
 def test_real_meta_sample_matches_provenance(shared_data):
@@ -95,7 +87,7 @@ def test_reading_twice_gives_identical_frames(fixtures):
     assert first.items.equals(second.items) and first.interactions.equals(second.interactions)
 
 
-def test_malformed_review_lines_are_rejected_with_line_and_field(fixtures, tmp_path):
+def test_malformed_review_lines_are_rejected_with_line_and_field(fixtures, tmp_path, rejected):
     good = (fixtures / REVIEWS).read_bytes().splitlines()
     path = tmp_path / "reviews.jsonl"
     path.write_bytes(
@@ -110,7 +102,7 @@ def test_malformed_review_lines_are_rejected_with_line_and_field(fixtures, tmp_p
         )
     )
     result = read_amazon2023(reviews=path)
-    assert rejected(result) == [
+    assert rejected(result.rejects) == [
         ("reviews.jsonl", 2, "<record>"),
         ("reviews.jsonl", 3, "parent_asin"),
         ("reviews.jsonl", 4, "timestamp"),
@@ -119,7 +111,7 @@ def test_malformed_review_lines_are_rejected_with_line_and_field(fixtures, tmp_p
     assert result.interactions.rows() == [("AZZ23USER0000000000000001", "B0ZPAR0001", 1588687728, 5.0)]
 
 
-def test_malformed_meta_lines_are_rejected_with_line_and_field(fixtures, tmp_path):
+def test_malformed_meta_lines_are_rejected_with_line_and_field(fixtures, tmp_path, rejected):
     good = (fixtures / META).read_bytes().splitlines()
     path = tmp_path / "meta.jsonl"
     path.write_bytes(
@@ -132,13 +124,10 @@ def test_malformed_meta_lines_are_rejected_with_line_and_field(fixtures, tmp_pat
         )
     )
     result = read_amazon2023(meta=path)
-    assert rejected(result) == [("meta.jsonl", 1, "title"), ("meta.jsonl", 2, "parent_asin")]
+    assert rejected(result.rejects) == [("meta.jsonl", 1, "title"), ("meta.jsonl", 2, "parent_asin")]
     assert result.items["item_id"].to_list() == ["B0ZPAR0003"]
 
 
-def test_truncated_gzip_raises_ingest_error(fixtures, tmp_path):
-    packed = gzip.compress((fixtures / META).read_bytes())
-    path = tmp_path / "meta_Tiny_Care.jsonl.gz"
-    path.write_bytes(packed[:-12])
+def test_truncated_gzip_raises_ingest_error(fixtures, gzipped):
     with pytest.raises(IngestError, match="truncated or corrupt gzip"):
-        read_amazon2023(meta=path)
+        read_amazon2023(reviews=gzipped(fixtures / REVIEWS, cut=True), meta=fixtures / META)

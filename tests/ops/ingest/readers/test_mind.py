@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,12 +17,6 @@ from ops.ingest.readers.mind import read_mind
 @pytest.fixture
 def fixtures(fixtures_dir: Path) -> Path:
     return fixtures_dir / "mind"
-
-
-def rejected(result) -> list[tuple[str, int, str]]:
-    return [
-        (Path(file).name, line, field) for file, line, field in result.rejects.to_frame().select(pl.nth(0, 1, 2)).rows()
-    ]
 
 
 def unix(text: str) -> int:
@@ -117,7 +110,7 @@ def test_reading_twice_gives_identical_frames(fixtures):
         assert getattr(first, table).equals(getattr(second, table))
 
 
-def test_malformed_news_rows_are_rejected_with_line_and_field(fixtures, tmp_path):
+def test_malformed_news_rows_are_rejected_with_line_and_field(fixtures, tmp_path, rejected):
     good = (fixtures / "news.tsv").read_bytes().splitlines()
     news = tmp_path / "news.tsv"
     news.write_bytes(
@@ -134,7 +127,7 @@ def test_malformed_news_rows_are_rejected_with_line_and_field(fixtures, tmp_path
         + b"\n"
     )
     result = read_mind(news, fixtures / "behaviors.tsv")
-    assert rejected(result) == [
+    assert rejected(result.rejects) == [
         ("news.tsv", 5, "<encoding>"),
         ("news.tsv", 2, "<columns>"),
         ("news.tsv", 4, "news_id"),
@@ -144,7 +137,7 @@ def test_malformed_news_rows_are_rejected_with_line_and_field(fixtures, tmp_path
     assert result.rejects.rows_read[str(news)] == 6
 
 
-def test_malformed_behavior_rows_are_rejected_with_line_and_field(fixtures, tmp_path):
+def test_malformed_behavior_rows_are_rejected_with_line_and_field(fixtures, tmp_path, rejected):
     good = (fixtures / "behaviors.tsv").read_bytes().splitlines()
     behaviors = tmp_path / "behaviors.tsv"
     behaviors.write_bytes(
@@ -160,7 +153,7 @@ def test_malformed_behavior_rows_are_rejected_with_line_and_field(fixtures, tmp_
         )
     )
     result = read_mind(fixtures / "news.tsv", behaviors)
-    assert sorted(rejected(result)) == [
+    assert sorted(rejected(result.rejects)) == [
         ("behaviors.tsv", 2, "time"),
         ("behaviors.tsv", 3, "impressions"),
         ("behaviors.tsv", 4, "user_id"),
@@ -171,12 +164,12 @@ def test_malformed_behavior_rows_are_rejected_with_line_and_field(fixtures, tmp_
     assert result.interactions.height == 3
 
 
-def test_truncated_gzip_raises_ingest_error(fixtures, tmp_path):
-    packed = gzip.compress((fixtures / "behaviors.tsv").read_bytes())
-    path = tmp_path / "behaviors.tsv.gz"
-    path.write_bytes(packed[: len(packed) - 10])
+def test_gzipped_files_read_the_same_and_truncated_ones_raise(fixtures, gzipped):
+    plain = read_mind(fixtures / "news.tsv", fixtures / "behaviors.tsv")
+    packed = read_mind(gzipped(fixtures / "news.tsv"), gzipped(fixtures / "behaviors.tsv"))
+    assert plain.items.equals(packed.items) and plain.impressions.equals(packed.impressions)
     with pytest.raises(IngestError, match="truncated or corrupt gzip"):
-        read_mind(fixtures / "news.tsv", path)
+        read_mind(fixtures / "news.tsv", gzipped(fixtures / "behaviors.tsv", cut=True))
 
 
 def test_missing_file_raises_ingest_error(fixtures, tmp_path):
