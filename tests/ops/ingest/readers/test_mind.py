@@ -76,16 +76,19 @@ def test_fixture_history_then_clicks(fixtures):
     result = read_mind(fixtures / "news.tsv", fixtures / "behaviors.tsv")
     t1, t2, t3 = unix("11/12/2019 2:14:46 PM"), unix("11/13/2019 9:05:01 AM"), unix("11/14/2019 12:00:00 AM")
     assert result.interactions.rows() == [
-        ("U100", "N1001", None, None),  # history N1001 N2000 N1001, repeated on both impressions: kept once
+        # history N1004 N2000 N1001 N3000 N1001, repeated on both impressions: each news once, in history order
+        ("U100", "N1004", None, None),
         ("U100", "N2000", None, None),
+        ("U100", "N1001", None, None),
+        ("U100", "N3000", None, None),
         ("U100", "N1002", t1, None),
         ("U200", "N1001", t2, None),
         ("U100", "N1003", t3, None),
         ("U100", "N3000", t3, None),
     ]
-    assert result.counters == {"duplicate_items_dropped": 0, "duplicate_history_dropped": 4, "textless_items": 2}
+    assert result.counters == {"duplicate_items_dropped": 0, "duplicate_history_dropped": 6, "textless_items": 2}
     ordered = with_positions(result.interactions).filter(pl.col("user_id") == "U100")
-    assert ordered["item_id"].to_list() == ["N1001", "N2000", "N1002", "N1003", "N3000"]
+    assert ordered["item_id"].to_list() == ["N1004", "N2000", "N1001", "N3000", "N1002", "N1003", "N3000"]
 
 
 def test_fixture_impressions(fixtures):
@@ -161,7 +164,7 @@ def test_malformed_behavior_rows_are_rejected_with_line_and_field(fixtures, tmp_
         ("behaviors.tsv", 6, "<encoding>"),
     ]
     assert result.impressions["impression_id"].unique().to_list() == ["7"]
-    assert result.interactions.height == 3
+    assert result.interactions.height == 4 + 1  # the history of impression 7, then its click
 
 
 def test_gzipped_files_read_the_same_and_truncated_ones_raise(fixtures, gzipped):
