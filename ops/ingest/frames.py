@@ -110,7 +110,7 @@ def with_missing_items(items: pl.DataFrame, interactions: pl.DataFrame, source: 
     Returns the items and the number of placeholders, which readers report as the ``textless_items`` counter.
     """
     referenced = interactions["item_id"].unique(maintain_order=True)
-    missing = referenced.filter(~referenced.is_in(items["item_id"].implode())).to_list()
-    if not missing:
+    missing = referenced.filter(~referenced.is_in(items["item_id"].implode()))
+    if missing.is_empty():
         return items, 0
     return pl.concat([items, missing_items_frame(missing, source)], how="vertical_relaxed"), len(missing)

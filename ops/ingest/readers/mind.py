@@ -121,12 +121,13 @@ def _read_behaviors(table: Table) -> pl.DataFrame:
     for column in ("impression_id", "user_id"):
         table.reject(pl.col(column).str.strip_chars() == "", column, "required field is empty")
     time = pl.col("time").str.strptime(pl.Datetime("us", "UTC"), _TIME_FORMAT, strict=False)
-    table.reject(time.is_null(), "time", "expected a time like 11/12/2019 2:14:46 PM")
+    table.frame = table.frame.with_columns(timestamp=time.dt.epoch("s"))
+    table.reject(pl.col("timestamp").is_null(), "time", "expected a time like 11/12/2019 2:14:46 PM")
     table.reject(~pl.col("impressions").str.contains(_IMPRESSION_LIST), "impressions", "expected news-0/1 items")
     return table.frame.select(
         "impression_id",
         "user_id",
-        timestamp=time.dt.epoch("s"),
+        "timestamp",
         history=pl.col("history").str.split(" ").list.filter(pl.element() != ""),
         shown=pl.col("impressions").str.split(" "),
     )
