@@ -171,8 +171,10 @@ def _parse_with_polars(
     if np.count_nonzero(byte_values == _TAB) != separators or np.count_nonzero(byte_values == _NEWLINE) != line_breaks:
         return None
     rejects.count_read(path, frame.height)
-    newlines = pl.zeros(frame.height, dtype=pl.Int64, eager=True).scatter(inside["row"], inside["newlines"])
-    lines = pl.int_range(2, frame.height + 2, dtype=pl.Int64, eager=True) + newlines.cum_sum() - newlines
+    lines = pl.int_range(2, frame.height + 2, dtype=pl.Int64, eager=True)
+    if inside["newlines"].sum():  # a record after a quoted line break starts that many lines further down
+        newlines = pl.zeros(frame.height, dtype=pl.Int64, eager=True).scatter(inside["row"], inside["newlines"])
+        lines += newlines.cum_sum() - newlines
     frame = frame.select(*kinds).with_columns(lines.alias("line"))
     return _without_refused(path, frame, kinds, rejects)
 
@@ -294,6 +296,8 @@ def _per_distinct(
     """
     candidates = column if only is None else column.filter(only)
     distinct = candidates.drop_nulls().unique(maintain_order=True)
+    if distinct.is_empty():
+        return column if only is not None else pl.Series(column.name, [None] * len(column), dtype=dtype)
     mapping = pl.DataFrame({"raw": distinct, "converted": pl.Series([convert(v) for v in distinct], dtype=dtype)})
     converted = column.to_frame("raw").join(mapping, on="raw", how="left", maintain_order="left")["converted"]
     return (converted if only is None else converted.fill_null(column)).alias(column.name)

@@ -57,7 +57,10 @@ def test_meta_python_literals_become_items(fixtures):
     assert (blokko["brand"], blokko["price"]) == ("Blokko", 19.99)
     assert blokko["categories"] == ["Toys & Games", "Building Toys", "Stacking Blocks"]  # the first breadcrumb
     assert orjson.loads(blokko["attributes"]) == {
-        "category_paths": [["Toys & Games", "Building Toys", "Stacking Blocks"], ["Toys & Games", "Learning & Education"]],
+        "category_paths": [
+            ["Toys & Games", "Building Toys", "Stacking Blocks"],
+            ["Toys & Games", "Learning & Education"],
+        ],
         "imUrl": "http://example.com/images/blokko.jpg",
         "related": {"also_bought": ["TOY0000002", "TOY0000003"], "bought_together": ["TOY0000003"]},
         "salesRank": {"Toys & Games": 1520},

@@ -129,9 +129,8 @@ def test_malformed_sequences_are_rejected_whole(fixtures, item_file, rejected):
 
 
 def test_malformed_datamaps_and_attributes_are_rejected(fixtures, item_file, rejected):
-    result = read_p5_sequences(
-        fixtures / "Toys.txt", fixtures / "datamaps_malformed.json", item_file, fixtures / "item2attributes_malformed.json"
-    )
+    datamaps, attributes = fixtures / "datamaps_malformed.json", fixtures / "item2attributes_malformed.json"
+    result = read_p5_sequences(fixtures / "Toys.txt", datamaps, item_file, attributes)
     assert rejected(result.rejects) == [
         ("datamaps_malformed.json", 2, "id2user"),  # 17 is not a string
         ("datamaps_malformed.json", 4, "id2user"),  # blank

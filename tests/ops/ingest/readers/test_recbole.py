@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import orjson
@@ -89,7 +88,8 @@ def test_real_beauty_10core_inter_matches_provenance(shared_data):
     assert len(result.rejects) == 0
     assert inter.height == 28_798
     assert inter["user_id"].n_unique() == 1_340 and inter["item_id"].n_unique() == 733
-    assert dict(inter["rating"].value_counts().iter_rows()) == {5.0: 13_766, 4.0: 8_808, 3.0: 4_110, 2.0: 1_528, 1.0: 586}
+    ratings = dict(inter["rating"].value_counts().iter_rows())
+    assert ratings == {5.0: 13_766, 4.0: 8_808, 3.0: 4_110, 2.0: 1_528, 1.0: 586}
     assert (inter["timestamp"] % 86_400 == 0).all()
     assert inter["timestamp"].min() == 1_113_350_400  # 2005-04-13 UTC
     assert inter["timestamp"].max() == 1_406_073_600  # 2014-07-23 UTC
