@@ -1,0 +1,55 @@
+"""The tokenizers by name: what checkpoints, manifests and the Dagster config use to pick one."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from ops.quantizers.autoencoder import Tokenizer
+from ops.quantizers.config import config_from_dict
+from ops.quantizers.moc import MoC, MoCConfig
+from ops.quantizers.multi_embedding import MultiEmbedding, MultiEmbeddingConfig
+from ops.quantizers.rqvae import RQVAE, RQVAEConfig
+from ops.quantizers.vqvae import VQVAE, VQVAEConfig
+
+TokenizerConfig = VQVAEConfig | RQVAEConfig | MoCConfig | MultiEmbeddingConfig
+
+TOKENIZERS: MappingProxyType[str, tuple[type[Tokenizer], type]] = MappingProxyType(
+    {
+        VQVAE.kind: (VQVAE, VQVAEConfig),
+        RQVAE.kind: (RQVAE, RQVAEConfig),
+        MoC.kind: (MoC, MoCConfig),
+        MultiEmbedding.kind: (MultiEmbedding, MultiEmbeddingConfig),
+    }
+)
+
+
+def kind_of(config: TokenizerConfig) -> str:
+    for kind, (_, config_class) in TOKENIZERS.items():
+        if type(config) is config_class:
+            return kind
+    raise TypeError(f"not a tokenizer config: {type(config).__name__}")
+
+
+def build_tokenizer(config: TokenizerConfig) -> Tokenizer:
+    """The tokenizer a config describes, with freshly initialised weights (seed them before calling)."""
+    model_class, _ = TOKENIZERS[kind_of(config)]
+    return model_class(config)
+
+
+def config_for(kind: str, data: dict[str, Any]) -> TokenizerConfig:
+    """Rebuild a tokenizer config from its kind and `config_to_dict` form."""
+    if kind not in TOKENIZERS:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; known: {sorted(TOKENIZERS)}")
+    return config_from_dict(TOKENIZERS[kind][1], data)
+
+
+def scaling_factor(config: TokenizerConfig) -> int:
+    """Semantic representations per item downstream: codes per item, or ME's M tables for its one code."""
+    if isinstance(config, MultiEmbeddingConfig):
+        return config.scaling_factor
+    if isinstance(config, RQVAEConfig):
+        return config.levels
+    if isinstance(config, MoCConfig):
+        return config.n_codebooks
+    return 1
