@@ -114,6 +114,7 @@ def test_item_columns_are_found_by_name(fixtures):
     assert rows["TOY0000002"]["title"] == 'Little Reader Chair "Owl"'
     assert rows["TOY0000002"]["brand"] is None
     assert rows["TOY0000003"]["title"] == 'Pip Puzzle "Ocean" 100 pieces' and rows["TOY0000003"]["brand"] == "Pip & Co"
+    assert rows["TOY0000003"]["categories"] == ["Toys & Games", "Puzzles & Brain Teasers"]
     assert rows["TOY0000003"]["price"] is None
     assert rows["TOY0000004"]["title"] == "Nimbus Delta Kite\nRainbow"
     assert rows["TOY0000005"]["title"] == "Nimbus Box Kite -\t Large"
@@ -150,6 +151,18 @@ def test_bad_values_are_rejected_with_their_line(fixtures, rejected):
         ("U0000004", "TOY0000005"),
     ]
     assert result.rejects.rows_read[str(fixtures / "toys_values.inter")] == 6
+
+
+def test_reject_lines_count_quoted_line_breaks(fixtures, rejected):
+    """Parsed by polars: a quoted line break in line 2-3 moves every later record one line down."""
+    rejects = RejectLog()
+    items = read_recbole_items(fixtures / "toys_values.item", rejects)
+    assert rejected(rejects) == [
+        ("toys_values.item", 4, "price"),  # nan
+        ("toys_values.item", 6, "item_id"),  # missing
+        ("toys_values.item", 7, "item_id"),  # repeated
+    ]
+    assert items.select("item_id", "title").rows() == [("TOY0000021", "Kite with\ntwo lines"), ("TOY0000023", "Tab\tKite")]
 
 
 def test_broken_rows_are_rejected_by_the_careful_parser(fixtures, rejected):
