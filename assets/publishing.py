@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,10 +16,13 @@ PREVIEW_ROWS = 10
 
 
 def flatten_numbers(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """``{"rows": {"items": 3}}`` -> ``{"rows/items": 3}``: numeric leaves only, for metrics and metadata."""
+    """``{"rows": {"items": 3}}`` -> ``{"rows/items": 3}``: numeric leaves only, for metrics and metadata.
+
+    Characters MLflow refuses in metric names (anything but letters, digits, ``_-. /``) become ``_``.
+    """
     flat: dict[str, float] = {}
     for key, value in values.items():
-        name = f"{prefix}{key}"
+        name = prefix + re.sub(r"[^\w\-. /]", "_", str(key))
         if isinstance(value, Mapping):
             flat.update(flatten_numbers(value, prefix=f"{name}/"))
         elif isinstance(value, int | float) and not isinstance(value, bool):

@@ -6,6 +6,7 @@ state), so concurrent assets never share an active run by accident.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,9 +36,14 @@ class TrackedRun:
         self.run_id = run_id
         self.url = url
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        for key, value in metrics.items():
-            self._client.log_metric(self.run_id, key, float(value), step=step or 0)
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Log all ``metrics`` in one batch (one database round trip, not one per metric)."""
+        from mlflow.entities import Metric
+
+        timestamp = int(time.time() * 1000)
+        batch = [Metric(key, float(value), timestamp, step) for key, value in metrics.items()]
+        if batch:
+            self._client.log_batch(self.run_id, metrics=batch)
 
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
         self._client.log_artifact(self.run_id, str(path), artifact_path)

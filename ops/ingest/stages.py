@@ -98,7 +98,7 @@ def normalize(spec: DatasetSpec, data_root: Path, output_root: Path, config: Nor
             "dataset": spec.name,
             "inputs": {role: str(path) for role, path in paths.items()},
             "counters": result.counters,
-            "rows_read": dict(result.rejects.rows_read),
+            "rows_read": {Path(file).name: n for file, n in sorted(result.rejects.rows_read.items())},
             **table_stats(tables),
         }
 
