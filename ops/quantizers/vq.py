@@ -108,11 +108,13 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
-        """Index of the closest code to each row of ``z`` (batch, dim) -> (batch,)."""
+        """Index of the closest code to each row of ``z`` (batch, dim) -> (batch,).
+
+        ``|z - c|^2 = |z|^2 - 2 z.c + |c|^2``; the ``|z|^2`` term is the same for every code of a row, so the
+        argmin is taken without it.
+        """
         codebook = self.codebook.detach()  # (K, dim)
-        distances = (
-            z.detach().pow(2).sum(1, keepdim=True) - 2 * z.detach() @ codebook.T + codebook.pow(2).sum(1)
-        )  # (batch, K)
+        distances = codebook.pow(2).sum(1) - 2 * z.detach() @ codebook.T  # (batch, K), up to a per-row constant
         return distances.argmin(1)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
