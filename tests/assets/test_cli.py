@@ -12,8 +12,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
+from dagster import AssetKey, DagsterInstance
 
 from tests.conftest import REPO_ROOT, shared_data_root
 
@@ -23,7 +25,7 @@ BIN = Path(sys.executable).parent
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """An isolated instance: the repo's dagster.yaml copied into a temporary DAGSTER_HOME, outputs in tmp."""
     home = tmp_path / "dagster_home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     return {
         **os.environ,
@@ -46,29 +48,53 @@ def test_definitions_validate(tmp_path):
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
-def test_main_job_ingests_beauty_end_to_end(shared_data, tmp_path):
-    """`make run`'s command on the real Beauty 5-core; the counts are those of its PROVENANCE.md."""
-    shared_data("amazon2014-beauty-5core")
-    env = cli_env(tmp_path)
+def run_main_job(tmp_path: Path, partition: str) -> None:
     command = [
         BIN / "dagster", "job", "execute", "-m", "pipelines.definitions", "-j", "main",
-        "--tags", json.dumps({"dagster/partition": "amazon2014-beauty"}),
+        "--tags", json.dumps({"dagster/partition": partition}),
     ]  # fmt: skip
-    completed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    completed = subprocess.run(command, cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    (kcore_version,) = (tmp_path / "out" / "kcore").iterdir()
-    manifest = json.loads((kcore_version / "manifest.json").read_text())
-    assert manifest["k"] == 5
-    assert manifest["rows"]["users"] == 22_363
-    assert manifest["rows"]["items"] == 12_101
-    assert manifest["rows"]["interactions"] == 198_502
-    (normalized_version,) = (tmp_path / "out" / "normalized").iterdir()
-    normalized = json.loads((normalized_version / "manifest.json").read_text())
-    assert normalized["rows"]["interactions"] == manifest["rows"]["interactions"]  # k=5 keeps everything
-    items = pl.read_parquet(kcore_version / "items.parquet")
-    assert items.filter(pl.col("has_text")).height == 12_101
-    assert items["title"].is_not_null().sum() >= 12_094  # PROVENANCE: 7 of 12,101 titles are empty
+
+
+def latest_metadata(tmp_path: Path, asset: str) -> dict:
+    """Metadata of the asset's latest materialization, read back from the run's SQLite instance."""
+    with DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        event = instance.get_latest_materialization_event(AssetKey(asset))
+    return {key: value.value for key, value in event.asset_materialization.metadata.items()}
+
+
+def only_version(tmp_path: Path, stage: str) -> Path:
+    (version,) = (tmp_path / "out" / stage).iterdir()
+    return version
+
+
+def test_main_job_on_beauty_end_to_end_then_cache_hit(shared_data, tmp_path, monkeypatch):
+    """`make run`'s command on the real Beauty 5-core: counts of its PROVENANCE.md, MiniLM vectors, then no work."""
+    shared_data("amazon2014-beauty-5core")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))  # the instance config reads it
+    run_main_job(tmp_path, "amazon2014-beauty")
     assert (tmp_path / "dagster_home" / "history" / "runs.db").is_file(), "the run is recorded in the SQLite instance"
+
+    kcore = json.loads((only_version(tmp_path, "kcore") / "manifest.json").read_text())
+    assert kcore["k"] == 5
+    assert kcore["rows"] == {"items": 12_101, "users": 22_363, "interactions": 198_502, "rejects": 0}
+    normalized = json.loads((only_version(tmp_path, "normalized") / "manifest.json").read_text())
+    assert normalized["rows"]["interactions"] == 198_502  # k=5 keeps everything
+    items = pl.read_parquet(only_version(tmp_path, "kcore") / "items.parquet")
+    assert items.filter(pl.col("has_text")).height == 12_101
+    assert kcore["items_with_title"] == 12_094  # PROVENANCE: 7 of the 12,101 titles are empty
+
+    embeddings = pl.read_parquet(only_version(tmp_path, "embeddings") / "embeddings.parquet")
+    vectors = embeddings["vector"].to_numpy()
+    assert vectors.shape == (12_101, 384)
+    assert not np.isnan(vectors).any()
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert latest_metadata(tmp_path, "item_embeddings")["cache"] == "computed"
+
+    run_main_job(tmp_path, "amazon2014-beauty")
+    for asset in ("normalized_dataset", "kcore_dataset", "dataset_splits", "item_embeddings"):
+        assert latest_metadata(tmp_path, asset)["cache"] == "cache hit", asset
 
 
 def free_port() -> int:
