@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, Config, Output, asset
 from pydantic import Field
 
 from assets.ingest import dataset_partitions
-from assets.publishing import publish
+from assets.publishing import publish, tracked_run
 from ops.caching import StageOutput
 from ops.embeddings import stage
 from ops.embeddings.config import MINILM_CONFIG, EmbedderConfig
@@ -54,10 +54,7 @@ def item_embeddings(
         if done == total or done // LOG_EVERY != (done - settings.batch_size) // LOG_EVERY:
             context.log.info(f"embedded {done:,} of {total:,} texts")
 
-    output = stage.embed(kcore_dataset, storage.output_path, settings, template, progress)
-    return publish(
-        context,
-        mlflow,
-        output,
-        {"upstream": kcore_dataset.fingerprint, "template": template.identity, **asdict(settings)},
-    )
+    params = {"upstream": kcore_dataset.fingerprint, "template": template.identity, **asdict(settings)}
+    with tracked_run(context, mlflow, "embeddings", params) as run:
+        output = stage.embed(kcore_dataset, storage.output_path, settings, template, progress)
+        return publish(context, run, output)

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from dagster import AssetExecutionContext, Config, Output, StaticPartitionsDefinition, asset
 from pydantic import Field
 
-from assets.publishing import publish
+from assets.publishing import publish, tracked_run
 from ops.caching import StageOutput
 from ops.ingest import stages
 from ops.ingest.datasets import DATASETS, get_dataset
@@ -46,9 +46,10 @@ def normalized_dataset(
     """
     spec = get_dataset(context.partition_key)
     settings = stages.NormalizeConfig(**config.model_dump())
-    output = stages.normalize(spec, storage.data_path, storage.output_path, settings)
-    preview = read_parquet(output.file("items.parquet")).drop("attributes")
-    return publish(context, mlflow, output, {"dataset": spec.name, **asdict(settings)}, preview)
+    with tracked_run(context, mlflow, "normalized", {"dataset": spec.name, **asdict(settings)}) as run:
+        output = stages.normalize(spec, storage.data_path, storage.output_path, settings)
+        preview = read_parquet(output.file("items.parquet")).drop("attributes")
+        return publish(context, run, output, preview)
 
 
 @asset(group_name=GROUP, partitions_def=dataset_partitions)
@@ -61,8 +62,9 @@ def kcore_dataset(
 ) -> Output[StageOutput]:
     """The iterative k-core of the normalized tables (every remaining user and item has >= k interactions)."""
     settings = stages.KCoreConfig(**config.model_dump())
-    output = stages.kcore(normalized_dataset, storage.output_path, settings)
-    return publish(context, mlflow, output, {"upstream": normalized_dataset.fingerprint, **asdict(settings)})
+    with tracked_run(context, mlflow, "kcore", {"upstream": normalized_dataset.fingerprint, **asdict(settings)}) as run:
+        output = stages.kcore(normalized_dataset, storage.output_path, settings)
+        return publish(context, run, output)
 
 
 @asset(group_name=GROUP, partitions_def=dataset_partitions)
@@ -75,6 +77,6 @@ def dataset_splits(
 ) -> Output[StageOutput]:
     """Leave-one-out (last -> test, second-to-last -> valid) and seeded random 8/1/1 splits, as tables."""
     settings = stages.SplitConfig(**config.model_dump())
-    output = stages.splits(kcore_dataset, storage.output_path, settings)
-    preview = read_parquet(output.file("leave_one_out.parquet")).head(10)
-    return publish(context, mlflow, output, {"upstream": kcore_dataset.fingerprint, **asdict(settings)}, preview)
+    with tracked_run(context, mlflow, "splits", {"upstream": kcore_dataset.fingerprint, **asdict(settings)}) as run:
+        output = stages.splits(kcore_dataset, storage.output_path, settings)
+        return publish(context, run, output, read_parquet(output.file("leave_one_out.parquet")))

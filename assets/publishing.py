@@ -1,30 +1,40 @@
-"""What every stage asset does after its `ops` call: an MLflow run, Dagster metadata, the data version."""
+"""What every stage asset shares: an MLflow run around its `ops` call, then Dagster metadata and data version.
 
-from __future__ import annotations
+    with tracked_run(context, mlflow, "tokenizer", params) as run:
+        output = ops_stage(..., callback=lambda log: run.log_metrics(..., step=log.epoch))
+        return publish(context, run, output, preview)
+
+The run is opened first, so per-epoch metrics stream into it while training, a failure marks it FAILED, and a
+stage can record the run id in its manifest.
+"""
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import polars as pl
 from dagster import AssetExecutionContext, DataVersion, MetadataValue, Output
 
-from ops.caching import StageOutput
-from resources.mlflow_tracking import MlflowTracking
+from ops.caching import MANIFEST, StageOutput
+from resources.mlflow_tracking import MlflowTracking, TrackedRun
 
 PREVIEW_ROWS = 10
 
 
 def flatten_numbers(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """``{"rows": {"items": 3}}`` -> ``{"rows/items": 3}``: numeric leaves only, for metrics and metadata.
+    """``{"rows": {"items": 3}, "usage": [1.0, 0.9]}`` -> ``{"rows/items": 3, "usage/0": 1.0, "usage/1": 0.9}``.
 
-    Characters MLflow refuses in metric names (anything but letters, digits, ``_-. /``) become ``_``.
+    Numeric leaves only, for metrics and metadata; characters MLflow refuses in metric names (anything but
+    letters, digits, ``_-. /``) become ``_``.
     """
     flat: dict[str, float] = {}
     for key, value in values.items():
         name = prefix + re.sub(r"[^\w\-. /]", "_", str(key))
         if isinstance(value, Mapping):
             flat.update(flatten_numbers(value, prefix=f"{name}/"))
+        elif isinstance(value, list | tuple):
+            flat.update(flatten_numbers({str(i): item for i, item in enumerate(value)}, prefix=f"{name}/"))
         elif isinstance(value, int | float) and not isinstance(value, bool):
             flat[name] = value
     return flat
@@ -43,29 +53,37 @@ def markdown_table(frame: pl.DataFrame, max_chars: int = 60) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def partition_of(context: AssetExecutionContext) -> str:
+    return context.partition_key if context.has_partition_key else "default"
+
+
+@contextmanager
+def tracked_run(
+    context: AssetExecutionContext, tracking: MlflowTracking, stage: str, params: Mapping[str, Any]
+) -> Iterator[TrackedRun]:
+    """One MLflow run named ``<stage>:<partition>`` with ``params``, tagged with the Dagster run id."""
+    partition = partition_of(context)
+    with tracking.start_run(
+        run_name=f"{stage}:{partition}",
+        params={"partition": partition, **params},
+        tags={"stage": stage, "dagster_run_id": context.run_id},
+    ) as run:
+        yield run
+
+
 def publish(
     context: AssetExecutionContext,
-    tracking: MlflowTracking,
+    run: TrackedRun,
     output: StageOutput,
-    params: Mapping[str, Any],
     preview: pl.DataFrame | None = None,
 ) -> Output[StageOutput]:
-    """Log ``output`` as one MLflow run and return it as a Dagster `Output` whose data version is its fingerprint."""
+    """Log ``output``'s manifest numbers to ``run`` and return it as a Dagster `Output` versioned by fingerprint."""
     metrics = flatten_numbers(output.manifest)
-    partition = context.partition_key if context.has_partition_key else "default"
     status = "cache hit" if output.cache_hit else "computed"
-    with tracking.start_run(
-        run_name=f"{output.stage}:{partition}",
-        params={"partition": partition, **params},
-        tags={
-            "stage": output.stage,
-            "fingerprint": output.fingerprint,
-            "cache": status,
-            "dagster_run_id": context.run_id,
-        },
-    ) as run:
-        run.log_metrics(metrics)
-    context.log.info(f"{output.stage} {partition}: {status}, version {output.fingerprint} at {output.path}")
+    run.log_metrics(metrics)
+    run.log_artifact(output.file(MANIFEST))
+    run.set_tags({"fingerprint": output.fingerprint, "cache": status, "path": output.path})
+    context.log.info(f"{output.stage} {partition_of(context)}: {status}, version {output.fingerprint} at {output.path}")
     metadata: dict[str, Any] = {
         "cache": status,
         "fingerprint": output.fingerprint,

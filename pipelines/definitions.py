@@ -16,13 +16,13 @@ from dagster import (
     schedule,
 )
 
-from assets import embeddings, ingest
+from assets import embeddings, ingest, semantic_ids, tokenizers
 from ops.ingest.datasets import DEFAULT_DATASET
 from resources import MlflowTracking, StorageResource
 from resources.mlflow_tracking import default_artifact_root, default_tracking_uri
 from resources.storage import default_data_root, default_output_root
 
-ALL_ASSETS = load_assets_from_modules([ingest, embeddings])
+ALL_ASSETS = load_assets_from_modules([ingest, embeddings, tokenizers, semantic_ids])
 
 ingest_job = define_asset_job(
     "ingest",
@@ -33,7 +33,7 @@ ingest_job = define_asset_job(
 
 main_job = define_asset_job(
     "main",
-    selection=AssetSelection.groups(ingest.GROUP, embeddings.GROUP),
+    selection=AssetSelection.groups(ingest.GROUP, embeddings.GROUP, tokenizers.GROUP, semantic_ids.GROUP),
     partitions_def=ingest.dataset_partitions,
     description="Everything from raw files to the latest stage, for one data set (the partition).",
 )

@@ -1,0 +1,77 @@
+"""Tokenizer asset: item embeddings -> a trained VQ-VAE / RQ-VAE / Mixture-of-Codes / Multi-Embedding tokenizer."""
+
+from dataclasses import asdict
+
+from dagster import AssetExecutionContext, Config, Output, asset
+from pydantic import Field
+
+from assets.ingest import dataset_partitions
+from assets.publishing import flatten_numbers, publish, tracked_run
+from ops.caching import StageOutput
+from ops.quantizers.autoencoder import AutoencoderConfig
+from ops.quantizers.config import TrainConfig, config_to_dict
+from ops.quantizers.kinds import TOKENIZERS, TokenizerConfig, config_for
+from ops.quantizers.stage import train_tokenizer_stage
+from ops.quantizers.train import EpochLog
+from ops.quantizers.vq import VQConfig
+from resources import MlflowTracking, StorageResource
+
+GROUP = "tokenizers"
+LOG_EVERY_EPOCHS = 20  # Dagster log lines; MLflow gets every epoch
+# the config field that says how many codes (or, for ME, downstream tables) an item gets, per kind
+SCALE_FIELD = {"rqvae": "levels", "moc": "n_codebooks", "me": "scaling_factor"}
+
+
+class TokenizerParams(Config):
+    kind: str = Field(
+        default="rqvae",
+        description=f"One of {sorted(TOKENIZERS)}: VQ-VAE (one code), RQ-VAE (TIGER, residual levels), "
+        "MoC (N parallel codebooks), ME (one code, scaled by M embedding tables downstream).",
+    )
+    scale: int = Field(
+        default=3,
+        description="Codes per item: RQ-VAE levels / MoC codebooks; ME's scaling factor M. Ignored by VQ-VAE. "
+        "The paper's study uses 1, 2, 3 and 7.",
+    )
+    codebook_size: int = Field(default=VQConfig.codebook_size, description="Codes per codebook (paper: 256).")
+    codebook_update: str = Field(default=VQConfig.update.value, description="'loss' (VQ-VAE losses) or 'ema'.")
+    latent_dim: int = Field(default=AutoencoderConfig.latent_dim, description="Latent = code vector width (32).")
+    epochs: int = Field(default=TrainConfig.epochs, description="Passes over the catalogue.")
+    batch_size: int = Field(default=TrainConfig.batch_size, description="Items per step (paper: 8012).")
+    lr: float = Field(default=TrainConfig.lr, description="Adam learning rate (paper: 1e-3).")
+    seed: int = Field(default=TrainConfig.seed, description="Seeds weights, k-means, shuffling, restarts.")
+
+
+def tokenizer_config(params: TokenizerParams, input_dim: int) -> TokenizerConfig:
+    """The typed config of ``params.kind`` with the asset's settings over the paper defaults."""
+    settings = {
+        "vq": {**config_to_dict(VQConfig()), "codebook_size": params.codebook_size, "update": params.codebook_update},
+        "autoencoder": {**config_to_dict(AutoencoderConfig()), "input_dim": input_dim, "latent_dim": params.latent_dim},
+        "train": {"epochs": params.epochs, "batch_size": params.batch_size, "lr": params.lr, "seed": params.seed},
+    }
+    if params.kind in SCALE_FIELD:
+        settings[SCALE_FIELD[params.kind]] = params.scale
+    return config_for(params.kind, settings)
+
+
+@asset(group_name=GROUP, partitions_def=dataset_partitions)
+def tokenizer(
+    context: AssetExecutionContext,
+    config: TokenizerParams,
+    storage: StorageResource,
+    mlflow: MlflowTracking,
+    item_embeddings: StageOutput,
+) -> Output[StageOutput]:
+    """A tokenizer trained on the item embeddings; per-epoch loss, codebook usage and perplexity are logged."""
+    settings = tokenizer_config(config, input_dim=int(item_embeddings.manifest["dim"]))
+
+    with tracked_run(context, mlflow, "tokenizer", {"upstream": item_embeddings.fingerprint, **config.model_dump()}) as run:
+
+        def log_epoch(log: EpochLog) -> None:
+            run.log_metrics(flatten_numbers(asdict(log)), step=log.epoch)
+            if log.epoch == 1 or log.epoch % LOG_EVERY_EPOCHS == 0 or log.epoch == settings.train.epochs:
+                usage = ", ".join(f"{u:.0%}" for u in log.usage)
+                context.log.info(f"epoch {log.epoch}: loss {log.loss:.4f}, recon {log.reconstruction_loss:.4f}, usage {usage}")
+
+        output = train_tokenizer_stage(storage.output_path, settings, item_embeddings, log_epoch)
+        return publish(context, run, output)
