@@ -31,7 +31,7 @@ class MultiEmbeddingConfig:
 
 
 class MultiEmbedding(Tokenizer):
-    kind = "multi_embedding"
+    kind = "me"
 
     def __init__(self, config: MultiEmbeddingConfig) -> None:
         quantizer = VectorQuantizer(config.autoencoder.latent_dim, config.vq, config.train.seed)

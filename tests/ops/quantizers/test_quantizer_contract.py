@@ -19,9 +19,9 @@ CONFIGS = {
     "vqvae": VQVAEConfig.test(),
     "rqvae": RQVAEConfig.test(),
     "moc": MoCConfig.test(),
-    "multi_embedding": MultiEmbeddingConfig.test(),
+    "me": MultiEmbeddingConfig.test(),
 }
-N_CODES = {"vqvae": 1, "rqvae": 3, "moc": 3, "multi_embedding": 1}
+N_CODES = {"vqvae": 1, "rqvae": 3, "moc": 3, "me": 1}
 
 
 def with_update(config, update: CodebookUpdate):

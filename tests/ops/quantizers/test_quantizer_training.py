@@ -10,7 +10,7 @@ import torch
 
 from ops.quantizers.checkpoint import load_checkpoint, save_checkpoint
 from ops.quantizers.config import TrainConfig, config_from_dict, config_to_dict
-from ops.quantizers.kinds import config_for
+from ops.quantizers.kinds import TOKENIZERS, config_for, kind_of
 from ops.quantizers.moc import MoCConfig
 from ops.quantizers.multi_embedding import MultiEmbeddingConfig
 from ops.quantizers.rqvae import RQVAE, RQVAEConfig
@@ -89,3 +89,8 @@ def test_unknown_config_keys_are_refused():
         config_for("rqvae", {"levls": 3})
     with pytest.raises(ValueError, match="unknown tokenizer kind"):
         config_for("lamia", {})
+
+
+def test_kind_names_are_the_short_ones_configs_and_checkpoints_use():
+    assert sorted(TOKENIZERS) == ["me", "moc", "rqvae", "vqvae"]
+    assert kind_of(MultiEmbeddingConfig()) == "me" and config_for("me", {"scaling_factor": 7}).scaling_factor == 7
