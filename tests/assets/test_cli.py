@@ -48,10 +48,15 @@ def test_definitions_validate(tmp_path):
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
+# The default is 200 epochs (~1.5 min here); the test checks the wiring, `make bench-tokenizers` the quality.
+TEST_RUN_CONFIG = {"ops": {"tokenizer": {"config": {"epochs": 30}}}}
+
+
 def run_main_job(tmp_path: Path, partition: str) -> None:
     command = [
         BIN / "dagster", "job", "execute", "-m", "pipelines.definitions", "-j", "main",
         "--tags", json.dumps({"dagster/partition": partition}),
+        "--config-json", json.dumps(TEST_RUN_CONFIG),
     ]  # fmt: skip
     completed = subprocess.run(command, cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
@@ -70,7 +75,8 @@ def only_version(tmp_path: Path, stage: str) -> Path:
 
 
 def test_main_job_on_beauty_end_to_end_then_cache_hit(shared_data, tmp_path, monkeypatch):
-    """`make run`'s command on the real Beauty 5-core: counts of its PROVENANCE.md, MiniLM vectors, then no work."""
+    """`make run`'s command on the real Beauty 5-core: PROVENANCE counts, MiniLM vectors, an RQ-VAE 3x256 table,
+then a second run that does no work."""
     shared_data("amazon2014-beauty-5core")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))  # the instance config reads it
     run_main_job(tmp_path, "amazon2014-beauty")
@@ -92,8 +98,15 @@ def test_main_job_on_beauty_end_to_end_then_cache_hit(shared_data, tmp_path, mon
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert latest_metadata(tmp_path, "item_embeddings")["cache"] == "computed"
 
+    table = pl.read_parquet(only_version(tmp_path, "semantic_ids") / "semantic_ids.parquet")
+    assert table.height == 12_101
+    assert table["codes"].list.len().unique().to_list() == [3]  # RQ-VAE, 3 levels
+    assert table.select(pl.col("codes").cast(pl.List(pl.String)).list.join(" "), "collision_suffix").is_unique().all()
+    manifest = json.loads((only_version(tmp_path, "semantic_ids") / "manifest.json").read_text())
+    assert manifest["tokenizer"]["kind"] == "rqvae" and manifest["codebook_size"] == 256
+
     run_main_job(tmp_path, "amazon2014-beauty")
-    for asset in ("normalized_dataset", "kcore_dataset", "dataset_splits", "item_embeddings"):
+    for asset in ("normalized_dataset", "kcore_dataset", "dataset_splits", "item_embeddings", "tokenizer", "semantic_ids"):
         assert latest_metadata(tmp_path, asset)["cache"] == "cache hit", asset
 
 
