@@ -53,10 +53,11 @@ TEST_RUN_CONFIG = {"ops": {"tokenizer": {"config": {"epochs": 30}}}}
 
 
 def run_main_job(tmp_path: Path, partition: str) -> None:
+    run_config = tmp_path / "run_config.yaml"
+    run_config.write_text(json.dumps(TEST_RUN_CONFIG))  # JSON is YAML
     command = [
         BIN / "dagster", "job", "execute", "-m", "pipelines.definitions", "-j", "main",
-        "--tags", json.dumps({"dagster/partition": partition}),
-        "--config-json", json.dumps(TEST_RUN_CONFIG),
+        "--tags", json.dumps({"dagster/partition": partition}), "-c", run_config,
     ]  # fmt: skip
     completed = subprocess.run(command, cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
