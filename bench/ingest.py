@@ -8,6 +8,7 @@ every field and keep rejects, so a ratio >= 1.0 means that safety costs nothing 
 
 from __future__ import annotations
 
+import argparse
 import csv
 import sys
 from pathlib import Path
@@ -66,7 +67,9 @@ def baseline_for(path: Path):
 
 
 def main() -> None:
-    data_root = Path(default_data_root())
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", type=Path, default=Path(default_data_root()), help="raw data sets folder")
+    data_root = parser.parse_args().data_root
     rows = []
     for spec in DATASETS.values():
         paths = spec.paths(data_root)
