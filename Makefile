@@ -51,13 +51,13 @@ mlflow-ui: setup  ## open the MLflow UI on http://127.0.0.1:5000
 bench: bench-ingest bench-embed bench-tokenizers  ## run every benchmark; each writes bench/results/<name>.json
 
 bench-ingest: setup  ## readers' rows/s against plain pandas readers of the same files
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python -m bench.ingest
 
 bench-embed: setup  ## embedders' items/s (MiniLM vs sentence-transformers, SmolLM2 poolings) and GFLOP/s
-	$(BIN)/python bench/embed.py
+	$(BIN)/python -m bench.embed
 
 bench-tokenizers: setup  ## VQ / RQ-VAE / MoC / ME on Beauty: usage, collisions, NMI, spectrum, train time
-	$(BIN)/python bench/tokenizers.py
+	$(BIN)/python -m bench.tokenizers
 
 clean-outputs:  ## delete run outputs (data/ and the Dagster instance), never inputs
 	rm -rf data .dagster
