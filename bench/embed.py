@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     for result in [minilm, *smollm2]:
         result["fraction_of_matmul_peak"] = result["gflop_per_s"] / peak
     report = {
-        "command": "HF_HUB_OFFLINE=1 PYTHONPATH=. python -m bench.embed " + " ".join(argv or sys.argv[1:]),
+        "command": " ".join(["HF_HUB_OFFLINE=1 PYTHONPATH=. python -m bench.embed", *(argv or sys.argv[1:])]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "load_average_1_5_15": {"before": load_before, "after": load_after},
