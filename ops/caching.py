@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ops.tables import write_text_atomic
+
 MANIFEST = "manifest.json"
 FINGERPRINT_LENGTH = 16  # hex characters kept: 64 bits, plenty for the versions of one stage
 
@@ -102,14 +104,6 @@ def run_cached(
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     return json.loads((Path(folder) / MANIFEST).read_text())
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and rename, so readers never see a partial file."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def _remove_stale_temporaries(final: Path) -> None:

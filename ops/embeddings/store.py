@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from ops.tables import write_parquet_atomic, write_text_atomic
 
 STORE_VERSION = 1  # bump when pooling/normalization code changes what a given set-up produces
 VECTORS = "vectors.parquet"
@@ -36,18 +36,6 @@ def store_dir(cache_dir: Path, embedder_identity: str, template_identity: str) -
     return cache_dir / fingerprint
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(Path(temp))
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def load_vectors(directory: Path) -> dict[str, np.ndarray]:
     """text hash -> float32 vector (dim,); empty when nothing is cached yet."""
     path = directory / VECTORS
@@ -61,6 +49,6 @@ def load_vectors(directory: Path) -> dict[str, np.ndarray]:
 def save_vectors(directory: Path, hashes: Sequence[str], vectors: np.ndarray, manifest: dict[str, object]) -> None:
     """Replace the set-up's cache with these rows (callers pass old and new rows together)."""
     table = pl.DataFrame({"text_hash": list(hashes), "vector": np.ascontiguousarray(vectors, dtype=np.float32)})
-    _write_atomic(directory / VECTORS, lambda temp: table.write_parquet(temp))
+    write_parquet_atomic(table, directory / VECTORS)
     text = json.dumps({**manifest, "n_vectors": len(hashes), "dim": int(vectors.shape[1])}, indent=2) + "\n"
-    _write_atomic(directory / MANIFEST, lambda temp: temp.write_text(text))
+    write_text_atomic(directory / MANIFEST, text)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import torch
@@ -11,23 +9,17 @@ import torch
 from ops.quantizers.autoencoder import Tokenizer
 from ops.quantizers.config import config_to_dict
 from ops.quantizers.kinds import build_tokenizer, config_for
+from ops.tables import write_atomic
 
 
 def save_checkpoint(model: Tokenizer, path: Path) -> None:
     """``{"kind", "config", "state_dict"}`` with plain-data config, written atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "kind": model.kind,
         "config": config_to_dict(model.config),
         "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
     }
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomic(path, lambda temporary: torch.save(payload, temporary))
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Tokenizer:

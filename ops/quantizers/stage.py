@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ops.caching import StageOutput, code_version, fingerprint, run_cached, write_text_atomic
+from ops.caching import StageOutput, code_version, fingerprint, run_cached
 from ops.diagnostics.collisions import collision_rate
 from ops.embeddings.stage import read_embeddings
 from ops.quantizers.autoencoder import Tokenizer
@@ -20,6 +20,7 @@ from ops.quantizers.checkpoint import load_checkpoint, save_checkpoint
 from ops.quantizers.config import config_to_dict
 from ops.quantizers.kinds import TokenizerConfig, kind_of, scaling_factor
 from ops.quantizers.train import EpochCallback, train_tokenizer
+from ops.tables import write_text_atomic
 
 QUANTIZERS_CODE = Path(__file__).resolve().parent
 STAGE = "tokenizer"
