@@ -10,7 +10,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models run test ui mlflow-ui validate bench bench-ingest bench-embed bench-tokenizers clean-outputs help
+.PHONY: setup models run test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers clean-outputs help
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,6 +24,11 @@ $(STAMP): pyproject.toml
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
+
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 MODELS := .model_cache/SmolLM2-135M-Instruct/semid-prepared.json
 $(MODELS): $(STAMP)
@@ -49,6 +54,8 @@ mlflow-ui: setup  ## open the MLflow UI on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/data/mlflow/mlflow.db -h 127.0.0.1 -p 5000
 
 bench: bench-ingest bench-embed bench-tokenizers  ## run every benchmark; each writes bench/results/<name>.json
+
+bench-deps: setup $(BENCH_STAMP)  ## install the peer libraries the benchmarks compare against (FuxiCTR, cornac)
 
 bench-ingest: setup  ## readers' rows/s against plain pandas readers of the same files
 	$(BIN)/python -m bench.ingest

@@ -10,7 +10,7 @@ from assets.publishing import flatten_numbers, publish, tracked_run
 from ops.caching import StageOutput
 from ops.quantizers.autoencoder import AutoencoderConfig
 from ops.quantizers.config import TrainConfig, config_to_dict
-from ops.quantizers.kinds import TOKENIZERS, TokenizerConfig, config_for
+from ops.quantizers.kinds import TOKENIZERS, TokenizerConfig, scaled_config
 from ops.quantizers.stage import train_tokenizer_stage
 from ops.quantizers.train import EpochLog
 from ops.quantizers.vq import VQConfig
@@ -18,8 +18,6 @@ from resources import MlflowTracking, StorageResource
 
 GROUP = "tokenizers"
 LOG_EVERY_EPOCHS = 20  # Dagster log lines; MLflow gets every epoch
-# the config field that says how many codes (or, for ME, downstream tables) an item gets, per kind
-SCALE_FIELD = {"rqvae": "levels", "moc": "n_codebooks", "me": "scaling_factor"}
 
 
 class TokenizerParams(Config):
@@ -49,9 +47,7 @@ def tokenizer_config(params: TokenizerParams, input_dim: int) -> TokenizerConfig
         "autoencoder": {**config_to_dict(AutoencoderConfig()), "input_dim": input_dim, "latent_dim": params.latent_dim},
         "train": {"epochs": params.epochs, "batch_size": params.batch_size, "lr": params.lr, "seed": params.seed},
     }
-    if params.kind in SCALE_FIELD:
-        settings[SCALE_FIELD[params.kind]] = params.scale
-    return config_for(params.kind, settings)
+    return scaled_config(params.kind, params.scale, settings)
 
 
 @asset(group_name=GROUP, partitions_def=dataset_partitions)

@@ -44,6 +44,15 @@ def config_for(kind: str, data: dict[str, Any]) -> TokenizerConfig:
     return config_from_dict(TOKENIZERS[kind][1], data)
 
 
+# the config field that says how many codes (or, for ME, downstream tables) an item gets, per kind
+SCALE_FIELD = MappingProxyType({"rqvae": "levels", "moc": "n_codebooks", "me": "scaling_factor"})
+
+
+def scaled_config(kind: str, scale: int, settings: dict[str, Any]) -> TokenizerConfig:
+    """The config of ``kind`` at scaling factor ``scale`` (ignored by VQ-VAE, which has one code)."""
+    return config_for(kind, {**settings, SCALE_FIELD[kind]: scale} if kind in SCALE_FIELD else settings)
+
+
 def scaling_factor(config: TokenizerConfig) -> int:
     """Semantic representations per item downstream: codes per item, or ME's M tables for its one code."""
     if isinstance(config, MultiEmbeddingConfig):
