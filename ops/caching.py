@@ -102,6 +102,18 @@ def run_cached(
     return StageOutput(stage, stage_fingerprint, str(final), manifest, cache_hit=False)
 
 
+def existing_version(output_root: Path, stage: str, version: str) -> StageOutput:
+    """The stored version ``version`` (a fingerprint) of ``stage``, for config that pins an exact version.
+
+    Fails with the versions that do exist, so a mistyped fingerprint is a one-step fix.
+    """
+    folder = Path(output_root) / stage / version
+    if not (folder / MANIFEST).is_file():
+        known = sorted(p.name for p in folder.parent.glob("*") if (p / MANIFEST).is_file())
+        raise FileNotFoundError(f"no {stage} version {version!r} under {folder.parent}; stored versions: {known}")
+    return StageOutput(stage, version, str(folder), read_manifest(folder), cache_hit=True)
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
     return json.loads((Path(folder) / MANIFEST).read_text())
 

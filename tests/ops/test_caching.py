@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ops.caching import code_version, fingerprint, run_cached
+from ops.caching import code_version, existing_version, fingerprint, run_cached
 
 
 def test_second_call_is_a_cache_hit_without_work(tmp_path):
@@ -48,3 +48,11 @@ def test_code_version_changes_with_source(tmp_path):
     before = code_version(package)
     (package / "m.py").write_text("x = 2\n")
     assert code_version(package) != before
+
+
+def test_existing_version_reads_a_stored_version_and_names_the_others_when_missing(tmp_path):
+    built = run_cached(tmp_path, "stage", "abc", lambda folder: {"rows": 3})
+    found = existing_version(tmp_path, "stage", "abc")
+    assert found.path == built.path and found.manifest["rows"] == 3
+    with pytest.raises(FileNotFoundError, match=r"stored versions: \['abc'\]"):
+        existing_version(tmp_path, "stage", "abd")
