@@ -1,0 +1,1 @@
+"""Click-through-rate prediction on item Semantic IDs: features, labels, four backbones, MoC fusion, the study."""
