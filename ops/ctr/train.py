@@ -27,14 +27,18 @@ EVAL_BATCH = 65536  # rows per forward pass when scoring; no gradients, so memor
 @dataclass(frozen=True)
 class CTRTrainConfig:
     batch_size: int = 4096  # FuxiCTR's Amazon/MovieLens setting; big enough that 2 CPU cores stay fed
-    lr: float = 1e-3  # Adam, BARS default
+    lr: float = 3e-3  # Adam; BARS uses 1e-3, but on Beauty validation AUC 3e-3 is higher and peaks sooner (README)
     max_epochs: int = 20  # an upper bound only: ID models peak within a few epochs and early stopping ends them
     patience: int = 2  # epochs without a better validation AUC before stopping (BARS uses 2)
     seed: int = 0  # model initialisation, dropout and shuffling
+    plateau_factor: float = 0.1  # lr x this after each epoch without a better validation AUC (BARS/FuxiCTR)
+    min_lr: float = 1e-6  # floor of those reductions
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.lr <= 0 or self.max_epochs < 1 or self.patience < 1:
             raise ValueError(f"batch_size, max_epochs, patience must be >= 1 and lr > 0, got {self}")
+        if not 0 < self.plateau_factor <= 1 or self.min_lr < 0:
+            raise ValueError(f"plateau_factor must be in (0, 1] and min_lr >= 0, got {self}")
 
     @classmethod
     def test(cls) -> CTRTrainConfig:
@@ -86,6 +90,7 @@ def train_ctr(
             "valid_auc": valid_auc,
             "valid_logloss": valid_logloss,
             "seconds": seconds,
+            "lr": optimizer.param_groups[0]["lr"],
         }
         history.append(log)
         if callback is not None:
@@ -94,6 +99,9 @@ def train_ctr(
             best = (valid_auc, epoch, copy.deepcopy(model.state_dict()))
         elif epoch - best[1] >= config.patience:
             break
+        else:  # a plateau: go on from here with smaller steps, as BARS' reduce-lr-on-plateau does
+            for group in optimizer.param_groups:
+                group["lr"] = max(group["lr"] * config.plateau_factor, config.min_lr)
     assert best is not None
     model.load_state_dict(best[2])
     test_auc, test_logloss = evaluate(model, data.test)
