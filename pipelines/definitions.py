@@ -16,13 +16,14 @@ from dagster import (
     schedule,
 )
 
-from assets import embeddings, ingest, semantic_ids, tokenizers
+from assets import ctr, embeddings, ingest, retrieval, semantic_ids, tokenizers
 from ops.ingest.datasets import DEFAULT_DATASET
 from resources import MlflowTracking, StorageResource
 from resources.mlflow_tracking import default_artifact_root, default_tracking_uri
 from resources.storage import default_data_root, default_output_root
 
-ALL_ASSETS = load_assets_from_modules([ingest, embeddings, tokenizers, semantic_ids])
+ALL_ASSETS = load_assets_from_modules([ingest, embeddings, tokenizers, semantic_ids, ctr, retrieval])
+STUDY = AssetSelection.assets(ctr.scaling_study)
 
 ingest_job = define_asset_job(
     "ingest",
@@ -33,9 +34,26 @@ ingest_job = define_asset_job(
 
 main_job = define_asset_job(
     "main",
-    selection=AssetSelection.groups(ingest.GROUP, embeddings.GROUP, tokenizers.GROUP, semantic_ids.GROUP),
+    selection=AssetSelection.groups(ingest.GROUP, embeddings.GROUP, tokenizers.GROUP, semantic_ids.GROUP, ctr.GROUP)
+    - STUDY,
     partitions_def=ingest.dataset_partitions,
-    description="Everything from raw files to the latest stage, for one data set (the partition).",
+    description="Raw files -> Semantic-ID table -> a CTR model with Semantic-ID features and its test AUC, for one "
+    "data set (the partition). Generative retrieval and the scaling study are jobs of their own (hours on a CPU).",
+)
+
+study_job = define_asset_job(
+    "study",
+    selection=STUDY.upstream(),
+    partitions_def=ingest.dataset_partitions,
+    description="The Mixture-of-Codes scaling study (backbones x ME/RQ-VAE/MoC x 1-7x x fusion x seeds) on one data "
+    "set: Table 1 and Table 2 of the paper, each run nested in MLflow.",
+)
+
+retrieval_job = define_asset_job(
+    "retrieval",
+    selection=AssetSelection.groups(retrieval.GROUP).upstream(),
+    partitions_def=ingest.dataset_partitions,
+    description="TIGER on the configured Semantic-ID table, its beam-search evaluation, and SASRec.",
 )
 
 
@@ -55,7 +73,7 @@ def build_resources() -> dict[str, object]:
 
 defs = Definitions(
     assets=ALL_ASSETS,
-    jobs=[ingest_job, main_job],
+    jobs=[ingest_job, main_job, study_job, retrieval_job],
     schedules=[weekly_reindex],
     resources=build_resources(),
 )

@@ -1,0 +1,175 @@
+"""CTR assets: labelled samples, one CTR model with Semantic-ID features, and the MoC scaling study."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+from dagster import AssetExecutionContext, Config, Output, asset
+from pydantic import Field
+
+from assets.ingest import dataset_partitions
+from assets.publishing import flatten_numbers, partition_of, publish, tracked_run
+from ops.caching import StageOutput, existing_version
+from ops.ctr.labels import MODES, LabelConfig
+from ops.ctr.models import MODELS
+from ops.ctr.stage import CTRConfig, ctr_samples_stage, read_samples, train_ctr_stage
+from ops.ctr.study import StudyCell, StudyConfig, scaling_study_stage, study_tables
+from ops.ctr.train import CTRTrainConfig, EpochCallback
+from ops.semantic_ids.stage import STAGE as SEMANTIC_IDS_STAGE
+from resources import MlflowTracking, StorageResource
+from resources.mlflow_tracking import TrackedRun
+
+GROUP = "ctr"
+
+
+class LabelParams(Config):
+    mode: str = Field(
+        default=LabelConfig.mode,
+        description=f"One of {list(MODES)}. auto: MIND impressions if present, else ratings if every interaction "
+        "has one, else sampled negatives (implicit data such as the Beauty P5 derivative).",
+    )
+    rating_threshold: float = Field(default=LabelConfig.rating_threshold, description="rating >= threshold -> click.")
+    negatives_per_positive: int = Field(
+        default=LabelConfig.negatives_per_positive, description="Sampled negatives per positive (sampled once, stored)."
+    )
+    seed: int = Field(default=LabelConfig.seed, description="Seed of the negative sampling.")
+
+
+class TrainParams(Config):
+    """Training settings shared by the single-model and the study assets."""
+
+    max_epochs: int = Field(default=CTRTrainConfig.max_epochs, description="Upper bound; early stopping ends runs.")
+    patience: int = Field(default=CTRTrainConfig.patience, description="Epochs without better validation AUC.")
+    batch_size: int = Field(default=CTRTrainConfig.batch_size, description="Rows per Adam step.")
+    lr: float = Field(default=CTRTrainConfig.lr, description="Adam learning rate.")
+
+    def train_config(self, seed: int = CTRTrainConfig.seed) -> CTRTrainConfig:
+        return CTRTrainConfig(self.batch_size, self.lr, self.max_epochs, self.patience, seed)
+
+
+class CTRParams(TrainParams):
+    backbone: str = Field(default=CTRConfig.backbone, description=f"One of {sorted(MODELS)}.")
+    use_item_id: bool = Field(default=True, description="False: items are described by attributes + Semantic IDs only.")
+    use_semantic_ids: bool = Field(default=True, description="False: the ID-only baseline (no Semantic-ID fields).")
+    semantic_ids_version: str = Field(
+        default="",
+        description="Fingerprint of a stored Semantic-ID table version (data/semantic_ids/<fingerprint>) to use "
+        "instead of the upstream `semantic_ids` asset's current version; empty = the upstream one.",
+    )
+    fusion: bool = Field(default=False, description="MoC bottleneck fusion of the item-side embeddings.")
+    seed: int = Field(default=CTRTrainConfig.seed, description="Weights, dropout and shuffling.")
+
+
+class StudyParams(TrainParams):
+    backbones: list[str] = Field(default=list(StudyConfig.backbones), description=f"Subset of {sorted(MODELS)}.")
+    kinds: list[str] = Field(default=list(StudyConfig.kinds), description="Tokenizer kinds: me, rqvae, moc.")
+    scales: list[int] = Field(default=list(StudyConfig.scales), description="Scaling factors (paper: 1, 2, 3, 7).")
+    fusion: list[bool] = Field(default=list(StudyConfig.fusion), description="Fusion settings to run.")
+    seeds: list[int] = Field(default=list(StudyConfig.seeds), description="Seeds; tables show mean ± std.")
+    include_id_only: bool = Field(default=True, description="Add the ID-only baseline row.")
+    use_item_id: bool = Field(default=True, description="False: SID-only items.")
+    tokenizer_codebook_size: int = Field(default=256, description="Codes per codebook of every tokenizer (paper: 256).")
+    tokenizer_epochs: int = Field(default=300, description="Epochs of every tokenizer the study trains.")
+    tokenizer_batch_size: int = Field(default=8012, description="Items per tokenizer step (paper: 8012).")
+
+
+@asset(group_name=GROUP, partitions_def=dataset_partitions)
+def ctr_samples(
+    context: AssetExecutionContext,
+    config: LabelParams,
+    storage: StorageResource,
+    mlflow: MlflowTracking,
+    kcore_dataset: StageOutput,
+    dataset_splits: StageOutput,
+) -> Output[StageOutput]:
+    """Labelled (user, item) rows on the random 8/1/1 split: clicks, rating thresholds or stored sampled negatives."""
+    settings = LabelConfig(**config.model_dump())
+    params = {"kcore": kcore_dataset.fingerprint, "splits": dataset_splits.fingerprint, **asdict(settings)}
+    with tracked_run(context, mlflow, "ctr_samples", params) as run:
+        output = ctr_samples_stage(storage.output_path, kcore_dataset, dataset_splits, settings)
+        return publish(context, run, output, read_samples(output))
+
+
+@asset(group_name=GROUP, partitions_def=dataset_partitions)
+def ctr_model(
+    context: AssetExecutionContext,
+    config: CTRParams,
+    storage: StorageResource,
+    mlflow: MlflowTracking,
+    ctr_samples: StageOutput,
+    kcore_dataset: StageOutput,
+    semantic_ids: StageOutput,
+) -> Output[StageOutput]:
+    """One CTR backbone trained with early stopping on validation AUC; test AUC and logloss in the metadata."""
+    table = _table(storage, config, semantic_ids)
+    settings = CTRConfig(
+        backbone=config.backbone, train=config.train_config(config.seed), use_item_id=config.use_item_id, fusion=config.fusion
+    )
+    params = {"samples": ctr_samples.fingerprint, "semantic_ids": table.fingerprint if table else None, **config.model_dump()}
+    with tracked_run(context, mlflow, "ctr_model", params) as run:
+        output = train_ctr_stage(storage.output_path, ctr_samples, kcore_dataset, table, settings, _epoch_logger(context, run))
+        return publish(context, run, output)
+
+
+@asset(group_name=GROUP, partitions_def=dataset_partitions)
+def scaling_study(
+    context: AssetExecutionContext,
+    config: StudyParams,
+    storage: StorageResource,
+    mlflow: MlflowTracking,
+    kcore_dataset: StageOutput,
+    dataset_splits: StageOutput,
+    item_embeddings: StageOutput,
+) -> Output[StageOutput]:
+    """The Mixture-of-Codes scaling study: test AUC (mean ± std over seeds) per backbone x tokenizer x scale
+    like the paper's Table 1, and the fusion ablation like its Table 2. Each training run is an MLflow run
+    nested under the study's; every tokenizer and model is a cached stage, so a re-run trains only what is new."""
+    settings = StudyConfig(
+        backbones=tuple(config.backbones),
+        kinds=tuple(config.kinds),
+        scales=tuple(config.scales),
+        fusion=tuple(config.fusion),
+        seeds=tuple(config.seeds),
+        include_id_only=config.include_id_only,
+        use_item_id=config.use_item_id,
+        tokenizer_settings={
+            "vq": {"codebook_size": config.tokenizer_codebook_size},
+            "train": {"epochs": config.tokenizer_epochs, "batch_size": config.tokenizer_batch_size},
+        },
+        train=config.train_config(),
+    )
+    params = {"embeddings": item_embeddings.fingerprint, "splits": dataset_splits.fingerprint, **config.model_dump()}
+    with tracked_run(context, mlflow, "scaling_study", params) as run:
+
+        @contextmanager
+        def nested_run(cell: StudyCell) -> Iterator[EpochCallback]:
+            context.log.info(f"study run {cell.name}")
+            cell_params = {"study_run": run.run_id, **vars(cell)}
+            name = f"ctr_model:{partition_of(context)}:{cell.name}"
+            with mlflow.start_run(name, cell_params, {"stage": "ctr_model"}, parent_run_id=run.run_id) as child:
+                yield _epoch_logger(context, child)
+
+        output = scaling_study_stage(
+            storage.output_path, kcore_dataset, dataset_splits, item_embeddings, settings, nested_run
+        )
+        first, second = study_tables(output)
+        context.log.info(f"Table 1 (test AUC):\n{first}\nTable 2 (fusion ablation):\n{second}")
+        return publish(context, run, output, first)
+
+
+def _table(storage: StorageResource, config: CTRParams, upstream: StageOutput) -> StageOutput | None:
+    """The Semantic-ID table the model reads: none, a pinned stored version, or the upstream asset's."""
+    if not config.use_semantic_ids:
+        return None
+    if config.semantic_ids_version:
+        return existing_version(storage.output_path, SEMANTIC_IDS_STAGE, config.semantic_ids_version)
+    return upstream
+
+
+def _epoch_logger(context: AssetExecutionContext, run: TrackedRun) -> EpochCallback:
+    def log_epoch(values: dict[str, Any]) -> None:
+        run.log_metrics(flatten_numbers(values), step=int(values["epoch"]))
+        context.log.info(", ".join(f"{key} {value:.4g}" for key, value in flatten_numbers(values).items()))
+
+    return log_epoch

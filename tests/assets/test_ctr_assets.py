@@ -1,0 +1,107 @@
+"""CTR assets through Dagster on a small real catalogue (Gift Cards 5-core): samples -> model, and the study."""
+
+from dagster import DagsterInstance, materialize
+from mlflow.tracking import MlflowClient
+
+from assets import ctr, embeddings, ingest, semantic_ids, tokenizers
+
+UPSTREAM = [
+    ingest.normalized_dataset,
+    ingest.kcore_dataset,
+    ingest.dataset_splits,
+    embeddings.item_embeddings,
+    tokenizers.tokenizer,
+    semantic_ids.semantic_ids,
+]
+PARTITION = "amazon2018-gift-cards"
+SMALL_TOKENIZER = {"kind": "rqvae", "scale": 2, "codebook_size": 16, "epochs": 5, "batch_size": 64, "lr": 0.01}
+SAMPLED = {"mode": "sampled"}  # Gift Cards ratings are nearly all 5: sampled negatives give both classes
+SMALL_CTR = {"backbone": "deepfm", "max_epochs": 2, "batch_size": 256}
+
+
+def materialize_ctr(tmp_resources, instance, ctr_config):
+    return materialize(
+        [*UPSTREAM, ctr.ctr_samples, ctr.ctr_model],
+        resources=tmp_resources,
+        partition_key=PARTITION,
+        instance=instance,
+        run_config={
+            "ops": {
+                "tokenizer": {"config": SMALL_TOKENIZER},
+                "ctr_samples": {"config": SAMPLED},
+                "ctr_model": {"config": ctr_config},
+            }
+        },
+    )
+
+
+def mlflow_client(tmp_resources) -> MlflowClient:
+    return MlflowClient(tracking_uri=tmp_resources["mlflow"].tracking_uri)
+
+
+def test_ctr_model_reads_the_semantic_id_table_and_logs_every_epoch(shared_data, tmp_resources):
+    shared_data("amazon2018-gift-cards")
+    instance = DagsterInstance.ephemeral()
+    result = materialize_ctr(tmp_resources, instance, SMALL_CTR)
+    model = result.output_for_node("ctr_model")
+    table = result.output_for_node("semantic_ids")
+    assert model.manifest["semantic_ids"]["fingerprint"] == table.fingerprint
+    assert {"sid0_0", "sid1_0"} <= {feature["name"] for feature in model.manifest["features"]}
+    assert 0.0 <= model.manifest["test_auc"] <= 1.0 and model.manifest["epochs"] == 2
+    samples = result.output_for_node("ctr_samples").manifest
+    assert samples["label_mode"] == "sampled" and samples["counts"]["train/0"] == samples["counts"]["train/1"]
+
+    client = mlflow_client(tmp_resources)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("semid").experiment_id], "tags.stage = 'ctr_model'"
+    )
+    history = client.get_metric_history(run.info.run_id, "valid_auc")
+    assert sorted(m.step for m in history) == [0, 1, 2]  # epochs 1 and 2, then the best epoch's in the summary
+
+    again = materialize_ctr(tmp_resources, instance, SMALL_CTR)
+    events = {e.asset_key.path[-1]: e.materialization.metadata for e in again.get_asset_materialization_events()}
+    assert events["ctr_model"]["cache"].value == "cache hit"
+
+    id_only = materialize_ctr(tmp_resources, instance, {**SMALL_CTR, "use_semantic_ids": False})
+    baseline = id_only.output_for_node("ctr_model").manifest
+    assert baseline["semantic_ids"] is None and not any(f["name"].startswith("sid") for f in baseline["features"])
+
+    pinned = materialize_ctr(tmp_resources, instance, {**SMALL_CTR, "semantic_ids_version": table.fingerprint})
+    assert pinned.output_for_node("ctr_model").fingerprint == model.fingerprint  # same table pinned: a cache hit
+
+
+def test_scaling_study_writes_both_tables_and_nests_one_mlflow_run_per_cell(shared_data, tmp_resources):
+    shared_data("amazon2018-gift-cards")
+    study = {
+        "backbones": ["deepfm"],
+        "kinds": ["rqvae", "moc"],
+        "scales": [1, 2],
+        "fusion": [False, True],
+        "seeds": [0],
+        "tokenizer_codebook_size": 16,
+        "tokenizer_epochs": 3,
+        "tokenizer_batch_size": 64,
+        "max_epochs": 1,
+        "batch_size": 256,
+    }
+    result = materialize(
+        [*UPSTREAM[:4], ctr.scaling_study],
+        resources=tmp_resources,
+        partition_key=PARTITION,
+        instance=DagsterInstance.ephemeral(),
+        run_config={"ops": {"scaling_study": {"config": study}}},
+    )
+    output = result.output_for_node("scaling_study")
+    cells = 1 + 1 + 2 * 2  # ID only, 1x, (rqvae, moc) x 2x x (fusion off, on)
+    assert output.manifest["runs"] == cells
+    first = {(row["backbone"], row["kind"]): row for row in output.manifest["table1"]}
+    assert set(first) == {("deepfm", "id"), ("deepfm", "rqvae"), ("deepfm", "moc")}
+    assert first[("deepfm", "rqvae")]["1x"] and first[("deepfm", "moc")]["2x"]
+    assert {"2x w/o", "2x w/"} <= set(output.manifest["table2"][0])
+
+    client = mlflow_client(tmp_resources)
+    experiment = client.get_experiment_by_name("semid").experiment_id
+    (parent,) = client.search_runs([experiment], "tags.stage = 'scaling_study'")
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(children) == cells
+    assert all(client.get_metric_history(child.info.run_id, "valid_auc") for child in children)
