@@ -55,7 +55,7 @@ TOKENIZER_SETTINGS = {"train": {"epochs": 30, "batch_size": 512}}
 FUXI_NAMES = {"dcnv2": "DCNv2", "deepfm": "DeepFM"}
 
 
-def study(prepared: Prepared, seeds: tuple[int, ...], quick: bool) -> dict[str, Any]:
+def study(prepared: Prepared, seeds: tuple[int, ...], other_seeds: tuple[int, ...], quick: bool) -> dict[str, Any]:
     """Run the grid (cached cells are read back, not retrained) and summarise it."""
     full = StudyConfig(
         backbones=("dcnv2",) if quick else ("dcnv2", "deepfm"),
@@ -63,7 +63,8 @@ def study(prepared: Prepared, seeds: tuple[int, ...], quick: bool) -> dict[str, 
         seeds=seeds,
         tokenizer_settings=TOKENIZER_SETTINGS,
     )
-    configs = [full] if quick else [full, replace(full, backbones=("deepim", "autoint"), scales=(1, 7))]
+    others = replace(full, backbones=("deepim", "autoint"), scales=(1, 7), seeds=other_seeds)
+    configs = [full] if quick or not other_seeds else [full, others]
     start = time.perf_counter()
     results = pl.concat([run_study(OUTPUT_ROOT, prepared.kcore, prepared.splits, prepared.embeddings, c) for c in configs])
     seconds = time.perf_counter() - start
@@ -180,7 +181,10 @@ def summarise_comparison(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the DCNv2/DeepFM grid")
+    parser.add_argument(
+        "--other-seeds", type=int, nargs="*", default=None, help="seeds of DeepIM/AutoInt+ at 1x, 7x (default: --seeds)"
+    )
     parser.add_argument("--comparison-seeds", type=int, nargs="+", default=[0], help="seeds of the FuxiCTR runs")
     parser.add_argument("--quick", action="store_true", help="DCNv2 only, 1x and 7x (with --seeds 0: minutes)")
     parser.add_argument("--skip-study", action="store_true")
@@ -203,7 +207,9 @@ def main() -> None:
         print("\nsemid vs FuxiCTR (means over seeds)")
         print_table(figures["fuxictr"]["summary"])
     if not args.skip_study:
-        figures["study"] = study(prepared, seeds, args.quick)
+        other_seeds = seeds if args.other_seeds is None else tuple(args.other_seeds)
+        figures["other_seeds"] = list(other_seeds)
+        figures["study"] = study(prepared, seeds, other_seeds, args.quick)
     write_result("ctr", figures)
 
 

@@ -37,6 +37,10 @@ class FeatureConfig:
     use_item_id: bool = True  # False: items are known only by attributes + Semantic IDs (SID-only)
     price_buckets: int = 10  # quantile buckets of the training items' prices; null price gets its own bucket
 
+    def __post_init__(self) -> None:
+        if self.price_buckets < 1:
+            raise ValueError(f"price_buckets must be >= 1, got {self.price_buckets}")
+
 
 @dataclass(frozen=True)
 class SemanticIds:
@@ -68,7 +72,9 @@ def encode_features(
     """Encode every row of ``samples`` (user_id, item_id, split); vocabularies come from its train rows."""
     train = samples.filter(pl.col("split") == "train")
     attributes = item_attributes(items, train["item_id"].unique(), config.price_buckets)
-    rows = samples.select("user_id", "item_id").join(attributes, on="item_id", how="left")
+    rows = samples.select("user_id", "item_id").join(attributes, on="item_id", how="left", maintain_order="left")
+    if rows.height != samples.height:
+        raise ValueError(f"items table repeats item ids: {rows.height - samples.height} extra rows after the join")
     columns: list[tuple[FeatureSpec, np.ndarray]] = [_vocabulary_field("user_id", "user", rows, train["user_id"])]
     if config.use_item_id:
         columns.append(_vocabulary_field("item_id", "item", rows, train["item_id"]))

@@ -71,7 +71,9 @@ class MoCFusion(nn.Module):
 
     The item-side field embeddings (item id, attributes, every Semantic-ID table) are concatenated, mixed
     through a bottleneck with a residual, and split back in place; user/context fields pass untouched. The
-    residual keeps the unfused embedding reachable, so fusion can only add to what the backbone sees.
+    up-projection starts at zero (as adapters do), so a fused model starts as exactly the plain one and fusion
+    only adds what training finds useful: with PyTorch's default init its bias alone (~0.1) would drown the
+    1e-4-scale embeddings under one constant vector shared by every item.
     """
 
     def __init__(self, item_fields: Sequence[int], dim: int, bottleneck: int) -> None:
@@ -80,6 +82,8 @@ class MoCFusion(nn.Module):
         width = len(item_fields) * dim
         self.down = nn.Linear(width, bottleneck)
         self.up = nn.Linear(bottleneck, width)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
 
     def forward(self, embedded: torch.Tensor) -> torch.Tensor:
         batch, _, dim = embedded.shape  # (batch, n_fields, dim)
@@ -102,8 +106,6 @@ class FieldEmbedding(nn.Module):
         if fusion and not item_fields:
             raise ValueError("MoC fusion needs at least one item-side field")
         self.fusion = MoCFusion(item_fields, config.dim, config.fusion_bottleneck) if fusion else None
-        self.n_fields = len(features)
-        self.dim = config.dim
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         embedded = self.embedding(batch)  # (batch, n_fields, dim)

@@ -42,7 +42,7 @@ SPLIT_TABLE = "random.parquet"  # the ingestion stage's seeded 8/1/1 split
 class CTRConfig:
     backbone: str = "dcnv2"  # deepfm | deepim | autoint | dcnv2
     model: ModelConfig | None = None  # None: the backbone's default config
-    train: CTRTrainConfig = field(default_factory=CTRTrainConfig)  # Adam 1e-3, batch 4096, patience 2
+    train: CTRTrainConfig = field(default_factory=CTRTrainConfig)  # Adam 3e-3, batch 4096, patience 2
     use_item_id: bool = True  # False: SID-only items (attributes + Semantic IDs)
     fusion: bool = False  # MoC bottleneck fusion of the item-side fields
     price_buckets: int = FeatureConfig.price_buckets  # quantile price buckets

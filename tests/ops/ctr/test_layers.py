@@ -57,6 +57,9 @@ def test_fusion_changes_outputs_only_when_on(backbone):
     assert missing and all(".fusion." in key for key in missing)
     logits = plain(batch)
     assert logits.shape == (32,)
+    assert torch.equal(fused(batch), logits)  # the up-projection starts at zero: fused starts as the plain model
+    with torch.no_grad():
+        fused.embed.fusion.up.weight.normal_(std=0.1)  # what training does to it
     assert not torch.allclose(fused(batch), logits)
     with torch.no_grad():  # a zero up-projection makes the residual fusion the identity
         fused.embed.fusion.up.weight.zero_()
@@ -67,6 +70,8 @@ def test_fusion_changes_outputs_only_when_on(backbone):
 def test_fusion_leaves_user_fields_alone():
     torch.manual_seed(0)
     model = build_model("deepfm", default_config("deepfm", test=True), FEATURES, fusion=True)
+    with torch.no_grad():
+        model.embed.fusion.up.weight.normal_(std=0.1)
     batch = random_batch()
     raw = model.embed.embedding(batch)
     fused = model.embed(batch)
