@@ -9,8 +9,8 @@ from dagster import AssetExecutionContext, Config, Output, asset
 from pydantic import Field
 
 from assets.ingest import dataset_partitions
-from assets.publishing import flatten_numbers, partition_of, publish, tracked_run
-from ops.caching import StageOutput, existing_version
+from assets.publishing import flatten_numbers, partition_of, pinned_or_upstream, publish, tracked_run
+from ops.caching import StageOutput
 from ops.ctr.labels import MODES, LabelConfig
 from ops.ctr.models import MODELS
 from ops.ctr.stage import CTRConfig, ctr_samples_stage, read_samples, train_ctr_stage
@@ -45,7 +45,9 @@ class TrainParams(Config):
     lr: float = Field(default=CTRTrainConfig.lr, description="Adam learning rate.")
 
     def train_config(self, seed: int = CTRTrainConfig.seed) -> CTRTrainConfig:
-        return CTRTrainConfig(self.batch_size, self.lr, self.max_epochs, self.patience, seed)
+        return CTRTrainConfig(
+            batch_size=self.batch_size, lr=self.lr, max_epochs=self.max_epochs, patience=self.patience, seed=seed
+        )
 
 
 class CTRParams(TrainParams):
@@ -162,9 +164,7 @@ def _table(storage: StorageResource, config: CTRParams, upstream: StageOutput) -
     """The Semantic-ID table the model reads: none, a pinned stored version, or the upstream asset's."""
     if not config.use_semantic_ids:
         return None
-    if config.semantic_ids_version:
-        return existing_version(storage.output_path, SEMANTIC_IDS_STAGE, config.semantic_ids_version)
-    return upstream
+    return pinned_or_upstream(storage.output_path, SEMANTIC_IDS_STAGE, config.semantic_ids_version, upstream)
 
 
 def _epoch_logger(context: AssetExecutionContext, run: TrackedRun) -> EpochCallback:

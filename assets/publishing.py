@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 from dagster import AssetExecutionContext, DataVersion, MetadataValue, Output
 
-from ops.caching import MANIFEST, StageOutput
+from ops.caching import MANIFEST, StageOutput, existing_version
 from resources.mlflow_tracking import MlflowTracking, TrackedRun
 
 PREVIEW_ROWS = 10
@@ -51,6 +51,11 @@ def markdown_table(frame: pl.DataFrame, max_chars: int = 60) -> str:
     rule = "|" + "---|" * frame.width
     rows = ["| " + " | ".join(cell(value) for value in row) + " |" for row in frame.iter_rows()]
     return "\n".join([header, rule, *rows])
+
+
+def pinned_or_upstream(output_root: Any, stage: str, version: str, upstream: StageOutput) -> StageOutput:
+    """The stored ``version`` of ``stage`` when config pins one (a fingerprint), else the upstream asset's value."""
+    return existing_version(output_root, stage, version) if version else upstream
 
 
 def partition_of(context: AssetExecutionContext) -> str:

@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, Config, Output, asset
 from pydantic import Field
 
 from assets.ingest import dataset_partitions
-from assets.publishing import flatten_numbers, publish, tracked_run
+from assets.publishing import flatten_numbers, pinned_or_upstream, publish, tracked_run
 from ops.caching import StageOutput, existing_version
 from ops.quantizers.config import config_to_dict
 from ops.retrieval.model import TIGERConfig
@@ -79,7 +79,7 @@ def tiger_model(
 ) -> Output[StageOutput]:
     """TIGER (T5 encoder-decoder, 4+4 layers) trained from scratch to generate the next item's Semantic ID;
     early stopping on validation Recall@10, per-epoch loss and validation metrics in MLflow."""
-    table = _table(storage, config.semantic_ids_version, semantic_ids)
+    table = pinned_or_upstream(storage.output_path, SEMANTIC_IDS_STAGE, config.semantic_ids_version, semantic_ids)
     defaults = TIGERConfig()
     settings = replace(
         defaults,
@@ -125,10 +125,6 @@ def sasrec_model(
     with tracked_run(context, mlflow, "sasrec_model", {"splits": dataset_splits.fingerprint, **asdict(settings)}) as run:
         output = train_sasrec_stage(storage.output_path, dataset_splits, settings, _epoch_logger(context, run))
         return publish(context, run, output)
-
-
-def _table(storage: StorageResource, version: str, upstream: StageOutput) -> StageOutput:
-    return existing_version(storage.output_path, SEMANTIC_IDS_STAGE, version) if version else upstream
 
 
 def _epoch_logger(context: AssetExecutionContext, run: TrackedRun) -> EpochCallback:

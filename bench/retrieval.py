@@ -28,6 +28,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from ops.retrieval.model import TIGERConfig, load_tiger
 from ops.retrieval.sasrec import SASRecConfig
 from ops.retrieval.stage import CHECKPOINT, HISTORY, SPLIT_TABLE, evaluate_tiger_stage, train_sasrec_stage, train_tiger_stage
 from ops.retrieval.tiger import TigerData
+from ops.retrieval.train import EpochLog
 from ops.semantic_ids.stage import read_table
 from ops.tables import read_parquet
 
@@ -57,8 +59,8 @@ CORNAC_TOKENIZER = "rkmeans"
 WARMUP_STEPS = 100  # a CPU budget buys a few hundred steps: TrainConfig's 1000-step warm-up would never end
 
 
-def tiger(prepared: Prepared, kind: str, budget: float) -> dict[str, Any]:
-    """Train (cached) and evaluate TIGER on the ``kind`` 3x256 table; one result row."""
+def tiger(prepared: Prepared, kind: str, budget: float) -> tuple[dict[str, Any], StageOutput, StageOutput]:
+    """Train (cached) and evaluate TIGER on the ``kind`` 3x256 table: (result row, model stage, table stage)."""
     _, table = semantic_id_version(OUTPUT_ROOT, prepared.embeddings, scaled_config(kind, 3, {}))
     defaults = TIGERConfig()
     config = replace(defaults, train=replace(defaults.train, max_train_seconds=budget, warmup_steps=WARMUP_STEPS))
@@ -66,7 +68,7 @@ def tiger(prepared: Prepared, kind: str, budget: float) -> dict[str, Any]:
     model = train_tiger_stage(OUTPUT_ROOT, prepared.splits, table, config, _progress(f"TIGER {kind}"))
     evaluation = evaluate_tiger_stage(OUTPUT_ROOT, model, prepared.splits, table, beams=20)
     m, e = model.manifest, evaluation.manifest
-    return {
+    row = {
         "model": f"semid TIGER ({kind} 3x256)",
         **{key: e["test"][key] for key in METRICS},
         "train_s": m["train_seconds"],
@@ -82,6 +84,7 @@ def tiger(prepared: Prepared, kind: str, budget: float) -> dict[str, Any]:
         "collision_rate": table.manifest["collisions"]["collision_rate"],
         "model_version": model.fingerprint,
     }
+    return row, model, table
 
 
 def sasrec(prepared: Prepared, budget: float) -> dict[str, Any]:
@@ -192,15 +195,12 @@ def main() -> None:
     figures: dict[str, Any] = {"dataset": DATASET, "budget_seconds": budget, "sasrec_budget_seconds": sasrec_budget}
     rows: list[dict[str, Any]] = []
     if not args.skip_semid:
-        rows += [tiger(prepared, kind, budget) for kind in args.kinds]
+        trained = [tiger(prepared, kind, budget) for kind in args.kinds]
+        rows += [row for row, _, _ in trained]
         print_table(rows)
         rows.append(sasrec(prepared, sasrec_budget))
         print_table(rows[-1:])
-        first_kind = args.kinds[0]
-        _, table = semantic_id_version(OUTPUT_ROOT, prepared.embeddings, scaled_config(first_kind, 3, {}))
-        defaults = TIGERConfig()
-        config = replace(defaults, train=replace(defaults.train, max_train_seconds=budget, warmup_steps=WARMUP_STEPS))
-        model = train_tiger_stage(OUTPUT_ROOT, prepared.splits, table, config)  # cached: the model trained above
+        _, model, table = trained[0]
         figures["decoding"] = decoding(prepared, model, table, args.decode_users)
         print_table([figures["decoding"]])
     if not args.skip_cornac:
@@ -221,8 +221,8 @@ def _epochs_completed(stage: StageOutput) -> float:
     return sum(epoch["samples"] for epoch in history) / stage.manifest["n_train_samples"]
 
 
-def _progress(name: str):
-    def log(entry: Any) -> None:
+def _progress(name: str) -> Callable[[EpochLog], None]:
+    def log(entry: EpochLog) -> None:
         valid = ", ".join(f"{k} {v:.4f}" for k, v in entry.valid.items() if k in ("recall@10", "ndcg@10"))
         print(f"{name} epoch {entry.epoch}: loss {entry.train_loss:.4f}, {entry.samples_per_s:.0f} samples/s, {valid}", flush=True)
 
