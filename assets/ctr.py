@@ -106,11 +106,20 @@ def ctr_model(
     """One CTR backbone trained with early stopping on validation AUC; test AUC and logloss in the metadata."""
     table = _table(storage, config, semantic_ids)
     settings = CTRConfig(
-        backbone=config.backbone, train=config.train_config(config.seed), use_item_id=config.use_item_id, fusion=config.fusion
+        backbone=config.backbone,
+        train=config.train_config(config.seed),
+        use_item_id=config.use_item_id,
+        fusion=config.fusion,
     )
-    params = {"samples": ctr_samples.fingerprint, "semantic_ids": table.fingerprint if table else None, **config.model_dump()}
+    params = {
+        "samples": ctr_samples.fingerprint,
+        "semantic_ids": table.fingerprint if table else None,
+        **config.model_dump(),
+    }
     with tracked_run(context, mlflow, "ctr_model", params) as run:
-        output = train_ctr_stage(storage.output_path, ctr_samples, kcore_dataset, table, settings, _epoch_logger(context, run))
+        output = train_ctr_stage(
+            storage.output_path, ctr_samples, kcore_dataset, table, settings, _epoch_logger(context, run)
+        )
         return publish(context, run, output)
 
 

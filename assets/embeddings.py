@@ -1,6 +1,5 @@
 """Embeddings asset: item text of one data set -> one vector per item (MiniLM by default, SmolLM2, LLM2Vec)."""
 
-
 from dataclasses import asdict
 
 from dagster import AssetExecutionContext, Config, Output, asset

@@ -1,6 +1,5 @@
 """Ingestion assets: raw files -> normalized tables -> k-core -> splits, one partition per data set."""
 
-
 from dataclasses import asdict
 
 from dagster import AssetExecutionContext, Config, Output, StaticPartitionsDefinition, asset

@@ -94,7 +94,10 @@ def publish(
         "fingerprint": output.fingerprint,
         "path": MetadataValue.path(output.path),
         "mlflow_run": MetadataValue.url(run.url),
-        **{key: MetadataValue.float(value) if isinstance(value, float) else MetadataValue.int(value) for key, value in metrics.items()},
+        **{
+            key: MetadataValue.float(value) if isinstance(value, float) else MetadataValue.int(value)
+            for key, value in metrics.items()
+        },
     }
     if preview is not None:
         metadata["preview"] = MetadataValue.md(markdown_table(preview.head(PREVIEW_ROWS)))

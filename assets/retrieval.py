@@ -54,7 +54,9 @@ class TigerParams(RetrievalTrainParams):
         description="Fingerprint of a stored Semantic-ID table version (data/semantic_ids/<fingerprint>: an RQ-VAE, "
         "MoC or later LAMIA table) to train on instead of the upstream `semantic_ids` asset's; empty = upstream.",
     )
-    max_history: int = Field(default=SequenceConfig.max_history, description="Last items of a history fed to the encoder.")
+    max_history: int = Field(
+        default=SequenceConfig.max_history, description="Last items of a history fed to the encoder."
+    )
     user_buckets: int = Field(default=SequenceConfig.user_buckets, description="Hashed user tokens (0 = none).")
     batch_size: int = Field(default=DEFAULT_TRAIN.batch_size, description="Training examples per AdamW step.")
     lr: float = Field(default=DEFAULT_TRAIN.lr, description="Peak AdamW learning rate (warm-up, then inverse sqrt).")
@@ -122,7 +124,9 @@ def sasrec_model(
     full ranking: whether Semantic IDs help on this data set."""
     defaults = SASRecConfig()
     settings = replace(defaults, max_len=config.max_len, train=config.applied_to(defaults.train))
-    with tracked_run(context, mlflow, "sasrec_model", {"splits": dataset_splits.fingerprint, **asdict(settings)}) as run:
+    with tracked_run(
+        context, mlflow, "sasrec_model", {"splits": dataset_splits.fingerprint, **asdict(settings)}
+    ) as run:
         output = train_sasrec_stage(storage.output_path, dataset_splits, settings, _epoch_logger(context, run))
         return publish(context, run, output)
 
@@ -132,6 +136,8 @@ def _epoch_logger(context: AssetExecutionContext, run: TrackedRun) -> EpochCallb
         values: dict[str, Any] = flatten_numbers(asdict(log))
         run.log_metrics(values, step=log.epoch)
         valid = ", ".join(f"{key} {value:.4f}" for key, value in log.valid.items())
-        context.log.info(f"epoch {log.epoch}: loss {log.train_loss:.4f}, {log.samples_per_s:.0f} samples/s, valid {valid}")
+        context.log.info(
+            f"epoch {log.epoch}: loss {log.train_loss:.4f}, {log.samples_per_s:.0f} samples/s, valid {valid}"
+        )
 
     return log_epoch

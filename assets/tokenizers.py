@@ -61,13 +61,17 @@ def tokenizer(
     """A tokenizer trained on the item embeddings; per-epoch loss, codebook usage and perplexity are logged."""
     settings = tokenizer_config(config, input_dim=int(item_embeddings.manifest["dim"]))
 
-    with tracked_run(context, mlflow, "tokenizer", {"upstream": item_embeddings.fingerprint, **config.model_dump()}) as run:
+    with tracked_run(
+        context, mlflow, "tokenizer", {"upstream": item_embeddings.fingerprint, **config.model_dump()}
+    ) as run:
 
         def log_epoch(log: EpochLog) -> None:
             run.log_metrics(flatten_numbers(asdict(log)), step=log.epoch)
             if log.epoch == 1 or log.epoch % LOG_EVERY_EPOCHS == 0 or log.epoch == settings.train.epochs:
                 usage = ", ".join(f"{u:.0%}" for u in log.usage)
-                context.log.info(f"epoch {log.epoch}: loss {log.loss:.4f}, recon {log.reconstruction_loss:.4f}, usage {usage}")
+                context.log.info(
+                    f"epoch {log.epoch}: loss {log.loss:.4f}, recon {log.reconstruction_loss:.4f}, usage {usage}"
+                )
 
         output = train_tokenizer_stage(storage.output_path, settings, item_embeddings, log_epoch)
         return publish(context, run, output)

@@ -66,7 +66,9 @@ def study(prepared: Prepared, seeds: tuple[int, ...], other_seeds: tuple[int, ..
     others = replace(full, backbones=("deepim", "autoint"), scales=(1, 7), seeds=other_seeds)
     configs = [full] if quick or not other_seeds else [full, others]
     start = time.perf_counter()
-    results = pl.concat([run_study(OUTPUT_ROOT, prepared.kcore, prepared.splits, prepared.embeddings, c) for c in configs])
+    results = pl.concat(
+        [run_study(OUTPUT_ROOT, prepared.kcore, prepared.splits, prepared.embeddings, c) for c in configs]
+    )
     seconds = time.perf_counter() - start
     first, second = table1(results), table2(results)
     print("\nTable 1: test AUC, mean ± std over seeds (ME and RQ-VAE without fusion, MoC with it)")
@@ -89,7 +91,10 @@ def findings(results: pl.DataFrame) -> dict[str, Any]:
 
     def auc(backbone: str, kind: str, scale: int, fusion: bool) -> float | None:
         row = mean.filter(
-            (pl.col("backbone") == backbone) & (pl.col("kind") == kind) & (pl.col("scale") == scale) & (pl.col("fusion") == fusion)
+            (pl.col("backbone") == backbone)
+            & (pl.col("kind") == kind)
+            & (pl.col("scale") == scale)
+            & (pl.col("fusion") == fusion)
         )
         return float(row["test_auc"][0]) if row.height else None
 
@@ -118,8 +123,9 @@ def fuxictr_comparison(prepared: Prepared, seeds: tuple[int, ...], models: tuple
     items = read_parquet(prepared.kcore.file("items.parquet"))
     encoded = encode_features(samples, items, None, FeatureConfig())
     frames = {
-        split: pl.DataFrame(encoded.matrix[(samples["split"] == split).to_numpy()], schema=[f.name for f in encoded.features])
-        .with_columns(label=samples.filter(pl.col("split") == split)["label"].cast(pl.Float64))
+        split: pl.DataFrame(
+            encoded.matrix[(samples["split"] == split).to_numpy()], schema=[f.name for f in encoded.features]
+        ).with_columns(label=samples.filter(pl.col("split") == split)["label"].cast(pl.Float64))
         for split in ("train", "valid", "test")
     }
     vocab_sizes = {f.name: f.vocab_size for f in encoded.features}

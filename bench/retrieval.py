@@ -26,9 +26,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see ops/__init__.py; set 
 import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,14 @@ from ops.retrieval.beam_search import decode_users
 from ops.retrieval.metrics import recall_ndcg, target_ranks
 from ops.retrieval.model import TIGERConfig, load_tiger
 from ops.retrieval.sasrec import SASRecConfig
-from ops.retrieval.stage import CHECKPOINT, HISTORY, SPLIT_TABLE, evaluate_tiger_stage, train_sasrec_stage, train_tiger_stage
+from ops.retrieval.stage import (
+    CHECKPOINT,
+    HISTORY,
+    SPLIT_TABLE,
+    evaluate_tiger_stage,
+    train_sasrec_stage,
+    train_tiger_stage,
+)
 from ops.retrieval.tiger import TigerData
 from ops.retrieval.train import EpochLog
 from ops.semantic_ids.stage import read_table
@@ -109,7 +116,10 @@ def decoding(prepared: Prepared, model_stage: StageOutput, table: StageOutput, n
     """Users/s of semid's beam search and of `generate(prefix_allowed_tokens_fn=...)`, same model, users, beams."""
     model, config, _ = load_tiger(model_stage.file(CHECKPOINT))
     data = TigerData.build(
-        read_parquet(prepared.splits.file(SPLIT_TABLE)), read_table(table), table.manifest["codebook_size"], config.sequence
+        read_parquet(prepared.splits.file(SPLIT_TABLE)),
+        read_table(table),
+        table.manifest["codebook_size"],
+        config.sequence,
     )
     test = data.evaluation("test")
     examples = test.subset(np.sort(np.random.default_rng(0).choice(len(test), n_users, replace=False)))
@@ -160,7 +170,11 @@ def cornac_rows(prepared: Prepared, tiger_budget: float, sasrec_budget: float, e
     rows = []
     for run in (
         run_cornac_tiger(
-            split, read_embeddings(prepared.embeddings), tiger_budget, max_eval_users=eval_users, tokenizer=CORNAC_TOKENIZER
+            split,
+            read_embeddings(prepared.embeddings),
+            tiger_budget,
+            max_eval_users=eval_users,
+            tokenizer=CORNAC_TOKENIZER,
         ),
         run_cornac_sasrec(split, sasrec_budget),
     ):
@@ -224,7 +238,10 @@ def _epochs_completed(stage: StageOutput) -> float:
 def _progress(name: str) -> Callable[[EpochLog], None]:
     def log(entry: EpochLog) -> None:
         valid = ", ".join(f"{k} {v:.4f}" for k, v in entry.valid.items() if k in ("recall@10", "ndcg@10"))
-        print(f"{name} epoch {entry.epoch}: loss {entry.train_loss:.4f}, {entry.samples_per_s:.0f} samples/s, {valid}", flush=True)
+        print(
+            f"{name} epoch {entry.epoch}: loss {entry.train_loss:.4f}, {entry.samples_per_s:.0f} samples/s, {valid}",
+            flush=True,
+        )
 
     return log
 

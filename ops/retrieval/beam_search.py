@@ -96,7 +96,7 @@ def decode_users(
     input_ids: np.ndarray,
     attention_mask: np.ndarray,
     beams: int,
-    batch_size: int = 256,
+    batch_size: int = 32,
 ) -> BeamResult:
     """`beam_search` over many users in batches of ``batch_size`` users of similar input length.
 

@@ -31,8 +31,8 @@ class TIGERConfig:
     d_kv: int = 64  # ... of dimension 64 each
     d_ff: int = 1024  # TIGER: MLP dimension 1024
     dropout: float = 0.1  # TIGER: dropout 0.1
-    sequence: SequenceConfig = field(default_factory=SequenceConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)  # last 20 items + a hashed user token
+    train: TrainConfig = field(default_factory=TrainConfig)  # AdamW 1e-3, 1000-step warm-up, inverse-sqrt decay
 
     @classmethod
     def test(cls) -> TIGERConfig:

@@ -31,8 +31,11 @@ class SASRecConfig:
     n_blocks: int = 2  # SASRec paper: 2 self-attention blocks
     n_heads: int = 1  # SASRec paper: a single head
     dropout: float = 0.5  # SASRec paper: 0.5 on the sparse Amazon data sets
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=128, warmup_steps=100, weight_decay=0.0))
-    # SASRec paper: Adam, lr 1e-3, batch 128; a short warm-up keeps the shared schedule near-constant
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            batch_size=128, warmup_steps=100, weight_decay=0.0, decay=False, patience=10, eval_users=0
+        )
+    )  # SASRec paper: Adam at a constant 1e-3, batch 128; validation on every user (full ranking is cheap)
 
     @classmethod
     def test(cls) -> SASRecConfig:

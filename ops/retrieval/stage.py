@@ -58,7 +58,7 @@ def train_tiger_stage(
         model, result = train_tiger(config, data, callback)
         save_tiger(model, config, data.vocabulary, folder / CHECKPOINT)
         fitted = _fit_manifest(folder, result, len(data.train()))
-        return {**fitted, "config": config_to_dict(config), **_sid_source(sid_table)}
+        return {**fitted, "config": config_to_dict(config), "splits": splits.fingerprint, **_sid_source(sid_table)}
 
     return run_cached(output_root, "tiger", version, build)
 
@@ -78,8 +78,17 @@ def evaluate_tiger_stage(
     )
 
     def build(folder: Path) -> dict[str, Any]:
-        model, config, _ = load_tiger(model_stage.file(CHECKPOINT), placement().device)
+        trained_on = model_stage.manifest.get("splits")
+        if trained_on != splits.fingerprint:  # a model tested on another split may have trained on its test items
+            raise ValueError(
+                f"TIGER {model_stage.fingerprint} was trained on splits {trained_on}, not {splits.fingerprint}"
+            )
+        model, config, vocabulary = load_tiger(model_stage.file(CHECKPOINT), placement().device)
         data = _tiger_data(splits, sid_table, config)
+        if vocabulary != data.vocabulary:
+            raise ValueError(
+                f"TIGER {model_stage.fingerprint} was trained on another token layout than {sid_table.fingerprint}"
+            )
         test = data.evaluation("test")
         start = time.perf_counter()
         result = evaluate(model, data, test, beams)

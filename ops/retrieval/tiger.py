@@ -33,7 +33,8 @@ from ops.retrieval.train import EpochCallback, FitResult, Task, fit, sample_user
 from ops.retrieval.trie import SIDTrie
 from ops.retrieval.vocabulary import Vocabulary, encoder_inputs, item_tokens, table_levels
 
-DECODE_BATCH = 256  # users per beam-search batch (x beams decoder rows)
+# users per beam-search batch: x beams rows whose copied cross-attention cache stays in CPU cache (2x faster than 256)
+DECODE_BATCH = 32
 VALID_BEAMS = 20  # beams of the per-epoch validation (Recall@10 needs at least 10)
 
 

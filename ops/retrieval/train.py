@@ -29,6 +29,7 @@ class TrainConfig:
     lr: float = 1e-3  # AdamW peak learning rate (TIGER's 0.01 is for Adafactor; AdamW diverges there)
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     warmup_steps: int = 1000  # linear warm-up, then lr * sqrt(warmup_steps / step) (TIGER: inverse sqrt)
+    decay: bool = True  # False: the peak lr stays after warm-up (SASRec trains at a constant 1e-3)
     max_epochs: int = 200  # upper bound; the budget or patience usually stops earlier
     max_train_seconds: float = 1800.0  # wall-clock budget of the whole fit (steps + validations)
     patience: int = 5  # validations without a better Recall@10 before stopping
@@ -78,11 +79,11 @@ class Task(Generic[Batch]):
     validate: Callable[[], dict[str, float]]  # metrics on the validation sample, model in eval mode
 
 
-def inverse_sqrt(step: int, warmup_steps: int) -> float:
-    """Learning-rate multiplier: linear warm-up to 1, then 1 / sqrt(step / warmup_steps)."""
+def inverse_sqrt(step: int, warmup_steps: int, decay: bool = True) -> float:
+    """Learning-rate multiplier: linear warm-up to 1, then 1 / sqrt(step / warmup_steps) (or 1 without decay)."""
     step = max(step, 1)
     warmup = max(warmup_steps, 1)
-    return min(step / warmup, math.sqrt(warmup / step))
+    return min(step / warmup, math.sqrt(warmup / step) if decay else 1.0)
 
 
 def fit(
@@ -91,7 +92,9 @@ def fit(
     """Train ``model`` (already on its device) on ``task`` until patience, budget or max_epochs runs out."""
     start = time.perf_counter()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: inverse_sqrt(step + 1, config.warmup_steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: inverse_sqrt(step + 1, config.warmup_steps, config.decay)
+    )
     rng = np.random.default_rng(config.seed)
     history: list[EpochLog] = []
     best_state, best_valid, best_epoch = None, {SELECTION_METRIC: -1.0}, 0

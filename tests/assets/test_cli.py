@@ -59,7 +59,9 @@ def run_main_job(tmp_path: Path, partition: str) -> None:
         BIN / "dagster", "job", "execute", "-m", "pipelines.definitions", "-j", "main",
         "--tags", json.dumps({"dagster/partition": partition}), "-c", run_config,
     ]  # fmt: skip
-    completed = subprocess.run(command, cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=900)
+    completed = subprocess.run(
+        command, cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=900
+    )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
 
 
@@ -77,7 +79,7 @@ def only_version(tmp_path: Path, stage: str) -> Path:
 
 def test_main_job_on_beauty_end_to_end_then_cache_hit(shared_data, tmp_path, monkeypatch):
     """`make run`'s command on the real Beauty 5-core: PROVENANCE counts, MiniLM vectors, an RQ-VAE 3x256 table,
-a DCNv2 with its Semantic-ID features, then a second run that does no work."""
+    a DCNv2 with its Semantic-ID features, then a second run that does no work."""
     shared_data("amazon2014-beauty-5core")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))  # the instance config reads it
     run_main_job(tmp_path, "amazon2014-beauty")

@@ -52,9 +52,7 @@ def test_ctr_model_reads_the_semantic_id_table_and_logs_every_epoch(shared_data,
     assert samples["label_mode"] == "sampled" and samples["counts"]["train/0"] == samples["counts"]["train/1"]
 
     client = mlflow_client(tmp_resources)
-    (run,) = client.search_runs(
-        [client.get_experiment_by_name("semid").experiment_id], "tags.stage = 'ctr_model'"
-    )
+    (run,) = client.search_runs([client.get_experiment_by_name("semid").experiment_id], "tags.stage = 'ctr_model'")
     history = client.get_metric_history(run.info.run_id, "valid_auc")
     assert sorted(m.step for m in history) == [0, 1, 2]  # epochs 1 and 2, then the best epoch's in the summary
 

@@ -16,11 +16,7 @@ INGEST_ASSETS = [ingest.normalized_dataset, ingest.kcore_dataset, ingest.dataset
 
 
 def materialization_metadata(result, asset_name):
-    events = [
-        event
-        for event in result.get_asset_materialization_events()
-        if event.asset_key.path[-1] == asset_name
-    ]
+    events = [event for event in result.get_asset_materialization_events() if event.asset_key.path[-1] == asset_name]
     assert len(events) == 1
     return events[0].materialization.metadata
 
@@ -35,7 +31,9 @@ def test_defs_load_with_every_stage_group():
 def test_ingest_group_materializes_then_hits_cache(shared_data, tmp_resources):
     shared_data("amazon2018-gift-cards")
     instance = DagsterInstance.ephemeral()
-    first = materialize(INGEST_ASSETS, resources=tmp_resources, partition_key="amazon2018-gift-cards", instance=instance)
+    first = materialize(
+        INGEST_ASSETS, resources=tmp_resources, partition_key="amazon2018-gift-cards", instance=instance
+    )
     assert first.success
     metadata = materialization_metadata(first, "normalized_dataset")
     assert metadata["cache"].value == "computed"
@@ -44,7 +42,9 @@ def test_ingest_group_materializes_then_hits_cache(shared_data, tmp_resources):
     splits_output: StageOutput = first.output_for_node("dataset_splits")
     assert set(splits_output.manifest["splits"]) == {"leave_one_out", "random"}
 
-    second = materialize(INGEST_ASSETS, resources=tmp_resources, partition_key="amazon2018-gift-cards", instance=instance)
+    second = materialize(
+        INGEST_ASSETS, resources=tmp_resources, partition_key="amazon2018-gift-cards", instance=instance
+    )
     for name in ("normalized_dataset", "kcore_dataset", "dataset_splits"):
         assert materialization_metadata(second, name)["cache"].value == "cache hit"
     assert second.output_for_node("dataset_splits").fingerprint == splits_output.fingerprint
@@ -52,12 +52,14 @@ def test_ingest_group_materializes_then_hits_cache(shared_data, tmp_resources):
 
 def test_changed_config_makes_a_new_version_and_keeps_the_old(shared_data, tmp_resources):
     shared_data("amazon2018-gift-cards")
-    run = lambda k: materialize(  # noqa: E731 - two calls differing only in k
-        INGEST_ASSETS[:2],
-        resources=tmp_resources,
-        partition_key="amazon2018-gift-cards",
-        run_config={"ops": {"kcore_dataset": {"config": {"k": k}}}},
-    ).output_for_node("kcore_dataset")
+    run = (
+        lambda k: materialize(  # noqa: E731 - two calls differing only in k
+            INGEST_ASSETS[:2],
+            resources=tmp_resources,
+            partition_key="amazon2018-gift-cards",
+            run_config={"ops": {"kcore_dataset": {"config": {"k": k}}}},
+        ).output_for_node("kcore_dataset")
+    )
     five, ten = run(5), run(10)
     assert five.fingerprint != ten.fingerprint
     assert five.file("interactions.parquet").exists() and ten.file("interactions.parquet").exists()

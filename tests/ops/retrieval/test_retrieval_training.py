@@ -68,7 +68,9 @@ def test_tiny_sasrec_memorizes_its_training_users(real_slice):
     model = SASRec(config, len(catalogue(split))).to(placement().device)
     first = sequences.start[MEMORIZED_USERS]
     sequences = UserSequences(
-        sequences.items[:first], sequences.start[: MEMORIZED_USERS + 1], sequences.n_train[:MEMORIZED_USERS],
+        sequences.items[:first],
+        sequences.start[: MEMORIZED_USERS + 1],
+        sequences.n_train[:MEMORIZED_USERS],
         sequences.user_ids[:MEMORIZED_USERS],
     )  # the memorized users only: SASRec trains on whole users
 
