@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.common import print_table, write_result
-from ops.caching import StageOutput
+from bench.common import RESULTS, print_table, write_result
+from ops.caching import StageOutput, existing_version
 from ops.embeddings.stage import read_embeddings
 from ops.pipeline import Prepared, prepare, semantic_id_version
 from ops.quantizers.kinds import scaled_config
@@ -202,22 +202,39 @@ def main() -> None:
     parser.add_argument("--cornac-eval-users", type=int, default=500, help="cornac TIGER decodes one user at a time")
     parser.add_argument("--skip-cornac", action="store_true")
     parser.add_argument("--skip-semid", action="store_true", help="only the cornac side")
+    parser.add_argument(
+        "--carry-over",
+        nargs="*",
+        choices=("tiger", "cornac"),
+        default=[],
+        help="take these rows from the existing bench/results/retrieval.json instead of re-running them (hours); "
+        "decoding then uses the stored TIGER version named there. The JSON records what was carried over.",
+    )
     args = parser.parse_args()
     budget, sasrec_budget = args.budget_minutes * 60, args.sasrec_budget_minutes * 60
 
     prepared = prepare(DATASET, DATA_ROOT, OUTPUT_ROOT)
     figures: dict[str, Any] = {"dataset": DATASET, "budget_seconds": budget, "sasrec_budget_seconds": sasrec_budget}
+    previous = json.loads((RESULTS / "retrieval.json").read_text()) if args.carry_over else None
     rows: list[dict[str, Any]] = []
     if not args.skip_semid:
-        trained = [tiger(prepared, kind, budget) for kind in args.kinds]
-        rows += [row for row, _, _ in trained]
+        if "tiger" in args.carry_over:
+            rows += _carried(previous, "semid TIGER", figures)
+            first = rows[0]
+            model = existing_version(OUTPUT_ROOT, "tiger", first["model_version"])
+            table = existing_version(OUTPUT_ROOT, "semantic_ids", first["sid_table"])
+        else:
+            trained = [tiger(prepared, kind, budget) for kind in args.kinds]
+            rows += [row for row, _, _ in trained]
+            _, model, table = trained[0]
         print_table(rows)
         rows.append(sasrec(prepared, sasrec_budget))
         print_table(rows[-1:])
-        _, model, table = trained[0]
         figures["decoding"] = decoding(prepared, model, table, args.decode_users)
         print_table([figures["decoding"]])
-    if not args.skip_cornac:
+    if "cornac" in args.carry_over:
+        rows += _carried(previous, "cornac", figures)
+    elif not args.skip_cornac:
         rows += cornac_rows(prepared, budget, sasrec_budget, args.cornac_eval_users)
     figures["rows"] = rows
     ours = next((r for r in rows if r["model"].startswith("semid TIGER")), None)
@@ -227,6 +244,15 @@ def main() -> None:
     print("\nall models")
     print_table([{k: v for k, v in r.items() if k in ("model", *METRICS, "train_s", "samples_per_s")} for r in rows])
     write_result("retrieval", figures)
+
+
+def _carried(previous: dict[str, Any], prefix: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of ``previous`` whose model starts with ``prefix``, noted in ``figures["carried_over"]``."""
+    rows = [row for row in previous["figures"]["rows"] if row["model"].startswith(prefix)]
+    figures.setdefault("carried_over", []).append(
+        {"rows": [row["model"] for row in rows], "date": previous["date"], "command": previous["command"]}
+    )
+    return rows
 
 
 def _epochs_completed(stage: StageOutput) -> float:
