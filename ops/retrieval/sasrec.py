@@ -30,7 +30,7 @@ class SASRecConfig:
     hidden: int = 64  # item/position embedding and block width
     n_blocks: int = 2  # SASRec paper: 2 self-attention blocks
     n_heads: int = 1  # SASRec paper: a single head
-    dropout: float = 0.5  # SASRec paper: 0.5 on the sparse Amazon data sets
+    dropout: float = 0.2  # 0.5 (the paper's Amazon value) kept a 64-wide model at R@10 0.016; 0.2: 0.054 (cornac too)
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
             batch_size=128, warmup_steps=100, weight_decay=0.0, decay=False, patience=10, eval_users=0
