@@ -178,7 +178,8 @@ def _table(storage: StorageResource, config: CTRParams, upstream: StageOutput) -
 
 def _epoch_logger(context: AssetExecutionContext, run: TrackedRun) -> EpochCallback:
     def log_epoch(values: dict[str, Any]) -> None:
-        run.log_metrics(flatten_numbers(values), step=int(values["epoch"]))
-        context.log.info(", ".join(f"{key} {value:.4g}" for key, value in flatten_numbers(values).items()))
+        metrics = flatten_numbers(values)
+        run.log_metrics(metrics, step=int(values["epoch"]))
+        context.log.info(", ".join(f"{key} {value:.4g}" for key, value in metrics.items()))
 
     return log_epoch
