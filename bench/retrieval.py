@@ -36,6 +36,7 @@ import torch
 
 from bench.common import RESULTS, print_table, write_result
 from ops.caching import StageOutput, existing_version
+from ops.device import placement
 from ops.embeddings.stage import read_embeddings
 from ops.pipeline import Prepared, prepare, semantic_id_version
 from ops.quantizers.kinds import scaled_config
@@ -175,8 +176,9 @@ def cornac_rows(prepared: Prepared, tiger_budget: float, sasrec_budget: float, e
             tiger_budget,
             max_eval_users=eval_users,
             tokenizer=CORNAC_TOKENIZER,
+            threads=placement().threads,  # the threads semid's models get: same CPU for both sides
         ),
-        run_cornac_sasrec(split, sasrec_budget),
+        run_cornac_sasrec(split, sasrec_budget, threads=placement().threads),
     ):
         rows.append(
             {
@@ -215,11 +217,10 @@ def main() -> None:
 
     prepared = prepare(DATASET, DATA_ROOT, OUTPUT_ROOT)
     figures: dict[str, Any] = {"dataset": DATASET, "budget_seconds": budget, "sasrec_budget_seconds": sasrec_budget}
-    previous = json.loads((RESULTS / "retrieval.json").read_text()) if args.carry_over else None
     rows: list[dict[str, Any]] = []
     if not args.skip_semid:
         if "tiger" in args.carry_over:
-            rows += _carried(previous, "semid TIGER", figures)
+            rows += _carried("semid TIGER", figures)
             first = rows[0]
             model = existing_version(OUTPUT_ROOT, "tiger", first["model_version"])
             table = existing_version(OUTPUT_ROOT, "semantic_ids", first["sid_table"])
@@ -233,7 +234,7 @@ def main() -> None:
         figures["decoding"] = decoding(prepared, model, table, args.decode_users)
         print_table([figures["decoding"]])
     if "cornac" in args.carry_over:
-        rows += _carried(previous, "cornac", figures)
+        rows += _carried("cornac", figures)
     elif not args.skip_cornac:
         rows += cornac_rows(prepared, budget, sasrec_budget, args.cornac_eval_users)
     figures["rows"] = rows
@@ -246,8 +247,12 @@ def main() -> None:
     write_result("retrieval", figures)
 
 
-def _carried(previous: dict[str, Any], prefix: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of ``previous`` whose model starts with ``prefix``, noted in ``figures["carried_over"]``."""
+def _carried(prefix: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the stored retrieval.json whose model starts with ``prefix``, noted in ``figures["carried_over"]``.
+
+    Read when needed, not at start-up: a cornac-only run finishing while this one trains can be carried over.
+    """
+    previous = json.loads((RESULTS / "retrieval.json").read_text())
     rows = [row for row in previous["figures"]["rows"] if row["model"].startswith(prefix)]
     figures.setdefault("carried_over", []).append(
         {"rows": [row["model"] for row in rows], "date": previous["date"], "command": previous["command"]}

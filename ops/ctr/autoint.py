@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ops.ctr.features import FeatureSpec
-from ops.ctr.layers import MLP, EmbeddingConfig, FieldEmbedding, InteractingLayer, MLPConfig
+from ops.ctr.layers import MLP, EmbeddingConfig, FieldEmbedding, InteractingLayer, MLPConfig, linear
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class AutoIntPlus(nn.Module):
             layers.append(InteractingLayer(dim, config.head_dim, config.heads, config.layer_norm))
             dim = layers[-1].output_dim
         self.attention = nn.Sequential(*layers)
-        self.attention_out = nn.Linear(len(features) * dim, 1)
+        self.attention_out = linear(len(features) * dim, 1)
         self.dnn = MLP(len(features) * config.embedding.dim, config.dnn)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:

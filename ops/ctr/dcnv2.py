@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ops.ctr.features import FeatureSpec
-from ops.ctr.layers import MLP, CrossLayer, EmbeddingConfig, FieldEmbedding, LowRankCrossLayer, MLPConfig
+from ops.ctr.layers import MLP, CrossLayer, EmbeddingConfig, FieldEmbedding, LowRankCrossLayer, MLPConfig, linear
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class DCNv2(nn.Module):
         )
         self.dnn = MLP(width, config.dnn, output_dim=None)
         head_width = self.dnn.output_dim + (width if config.structure == "parallel" else 0)
-        self.head = nn.Linear(head_width, 1)
+        self.head = linear(head_width, 1)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         x0 = self.embed(batch).flatten(1)  # (batch, n_fields * dim)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ops.ctr.features import FeatureSpec
-from ops.ctr.layers import MLP, EmbeddingConfig, FieldEmbedding, MLPConfig
+from ops.ctr.layers import MLP, EmbeddingConfig, FieldEmbedding, MLPConfig, linear
 
 MAX_ORDER = 5  # the paper's IM goes to order 5; beyond that the power sums lose too much precision
 
@@ -54,7 +54,7 @@ class DeepIM(nn.Module):
         dim = config.embedding.dim
         self.embed = FieldEmbedding(features, config.embedding, fusion)
         self.im_norm = nn.BatchNorm1d(config.order * dim) if config.im_batch_norm else nn.Identity()
-        self.im_out = nn.Linear(config.order * dim, 1)
+        self.im_out = linear(config.order * dim, 1)
         self.dnn = MLP(len(features) * dim, config.dnn)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:

@@ -78,12 +78,20 @@ def sampled_samples(split_interactions: pl.DataFrame, negatives_per_positive: in
     positives = split_interactions.select("user_id", "item_id", "split")
     items = positives["item_id"].unique().sort()
     users = positives["user_id"].unique().sort()
-    user_index = positives["user_id"].to_frame().join(
-        users.to_frame().with_row_index("u"), on="user_id", maintain_order="left"
-    )["u"].to_numpy().astype(np.int64)
-    item_index = positives["item_id"].to_frame().join(
-        items.to_frame().with_row_index("i"), on="item_id", maintain_order="left"
-    )["i"].to_numpy().astype(np.int64)
+    user_index = (
+        positives["user_id"]
+        .to_frame()
+        .join(users.to_frame().with_row_index("u"), on="user_id", maintain_order="left")["u"]
+        .to_numpy()
+        .astype(np.int64)
+    )
+    item_index = (
+        positives["item_id"]
+        .to_frame()
+        .join(items.to_frame().with_row_index("i"), on="item_id", maintain_order="left")["i"]
+        .to_numpy()
+        .astype(np.int64)
+    )
     n_items = len(items)
     seen = np.unique(user_index * n_items + item_index)  # sorted keys of every (user, item) interaction
     owner = np.repeat(user_index, negatives_per_positive)  # (n_positives * k,) user of each negative
@@ -101,17 +109,21 @@ def sampled_samples(split_interactions: pl.DataFrame, negatives_per_positive: in
         }
     )
     order = pl.Series(np.arange(positives.height, dtype=np.int64))
-    return pl.concat(
-        [
-            positives.with_columns(label=pl.lit(True), __order=order, __slot=pl.lit(-1, pl.Int64)),
-            negatives.with_columns(
-                pl.col("split").cast(SPLIT),
-                label=pl.lit(False),
-                __order=pl.Series(np.repeat(order.to_numpy(), negatives_per_positive)),
-                __slot=pl.Series(np.tile(np.arange(negatives_per_positive), positives.height)),
-            ),
-        ]
-    ).sort("__order", "__slot").drop("__order", "__slot")
+    return (
+        pl.concat(
+            [
+                positives.with_columns(label=pl.lit(True), __order=order, __slot=pl.lit(-1, pl.Int64)),
+                negatives.with_columns(
+                    pl.col("split").cast(SPLIT),
+                    label=pl.lit(False),
+                    __order=pl.Series(np.repeat(order.to_numpy(), negatives_per_positive)),
+                    __slot=pl.Series(np.tile(np.arange(negatives_per_positive), positives.height)),
+                ),
+            ]
+        )
+        .sort("__order", "__slot")
+        .drop("__order", "__slot")
+    )
 
 
 def impression_samples(impressions: pl.DataFrame, seed: int) -> pl.DataFrame:

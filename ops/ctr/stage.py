@@ -191,4 +191,3 @@ def _training_code() -> str:
     """Every CTR module except the study driver and the labels (their edits do not change a trained model)."""
     sources = sorted(path for path in CTR_CODE.glob("*.py") if path.name not in ("study.py", "labels.py"))
     return code_version(*sources)
-

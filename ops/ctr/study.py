@@ -227,7 +227,7 @@ def table2(results: pl.DataFrame) -> pl.DataFrame:
 
 
 def _summaries(results: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """"mean ± std" of test AUC per group (sample std over seeds; a single seed shows the mean alone)."""
+    """ "mean ± std" of test AUC per group (sample std over seeds; a single seed shows the mean alone)."""
     grouped = results.group_by(keys).agg(mean=pl.col("test_auc").mean(), std=pl.col("test_auc").std(), n=pl.len())
     text = [
         f"{mean:.4f}" if n < 2 else f"{mean:.4f} ± {std:.4f}"

@@ -16,6 +16,7 @@ from transformers import T5ForConditionalGeneration
 
 from ops.device import placement
 from ops.retrieval.beam_search import BeamResult, decode_users
+from ops.retrieval.cpu_training import prepare_for_cpu_training
 from ops.retrieval.metrics import recall_ndcg, target_ranks
 from ops.retrieval.model import TIGERConfig, build_tiger
 from ops.retrieval.sequences import (
@@ -105,6 +106,8 @@ def train_tiger(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.train.seed)
         model = build_tiger(config, data.vocabulary).to(device)
+    if device.type == "cpu":  # GPUs fuse dropout and attention already; on a CPU these two are a third of a step
+        prepare_for_cpu_training(model)
     valid = data.evaluation("valid")
     valid = valid.subset(sample_users(len(valid), config.train.eval_users, config.train.seed))
     task = training_task(model, data, data.train(), valid, config.train.batch_size)

@@ -19,6 +19,8 @@ from typing import Generic, TypeVar
 import numpy as np
 import torch
 
+from ops.device import placement
+
 Batch = TypeVar("Batch")
 SELECTION_METRIC = "recall@10"  # validation metric early stopping and model selection follow
 
@@ -35,6 +37,7 @@ class TrainConfig:
     patience: int = 5  # validations without a better Recall@10 before stopping
     eval_users: int = 2000  # seeded sample of validation users scored after each epoch (0 = all)
     seed: int = 0  # weights, dropout, shuffling and the validation sample derive from it
+    mixed_precision: bool = True  # bf16 autocast of the training steps where the hardware has it (ops/device.py)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.lr <= 0 or self.max_epochs < 1 or self.patience < 1:
@@ -106,7 +109,8 @@ def fit(
             model.train()
             epoch_start, loss_sum, samples = time.perf_counter(), 0.0, 0
             for batch in task.batches(rng):
-                loss, n = task.loss(batch)
+                with placement().autocast(config.mixed_precision):
+                    loss, n = task.loss(batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -63,7 +63,7 @@ def test_tiny_sasrec_memorizes_its_training_users(real_slice):
     split = pl.read_parquet(splits.file("leave_one_out.parquet"))
     sequences = user_sequences(split, catalogue(split))
     config = replace(SASRecConfig.test(), train=OVERFIT)
-    train, memorize = memorization_slice(train_examples(sequences, config.max_len))
+    _, memorize = memorization_slice(train_examples(sequences, config.max_len))
     torch.manual_seed(0)
     model = SASRec(config, len(catalogue(split))).to(placement().device)
     first = sequences.start[MEMORIZED_USERS]

@@ -92,7 +92,7 @@ def test_matches_transformers_generate_with_prefix_allowed_tokens():
     mask = torch.ones_like(inputs)
     mask[2, 6:] = 0  # padding must be handled the same way
     beams = 6
-    items, scores, tokens = beam_search(model, trie, inputs, mask, beams)
+    _, scores, tokens = beam_search(model, trie, inputs, mask, beams)
     output = model.generate(
         input_ids=inputs,
         attention_mask=mask,

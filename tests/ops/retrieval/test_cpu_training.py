@@ -1,0 +1,84 @@
+"""FastDropout keeps nn.Dropout's contract: drop rate p, kept values scaled by 1/(1-p), identity in eval mode,
+gradients through the same mask, seeded by torch's generator; swapping it into a model leaves its weights be."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+from ops.retrieval.cpu_training import FastDropout, prepare_for_cpu_training, use_fast_dropout
+from ops.retrieval.model import TIGERConfig, build_tiger
+from ops.retrieval.vocabulary import Vocabulary
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_drops_a_fraction_p_and_rescales_the_rest(p):
+    torch.manual_seed(0)
+    x = torch.rand(1000, 1000) + 1.0  # no zeros of its own
+    out = FastDropout(p).train()(x)
+    dropped = out == 0
+    assert abs(dropped.float().mean().item() - p) < 0.002  # 1e6 Bernoulli draws: std of the rate < 0.0005
+    torch.testing.assert_close(out[~dropped], x[~dropped] / (1 - p))
+
+
+def test_mask_has_no_structure_across_positions():
+    torch.manual_seed(0)
+    out = FastDropout(0.5).train()(torch.ones(4000, 64))
+    rates = (out == 0).float().mean(dim=0)  # per column: every 4th element shares a 64-bit draw
+    assert rates.min() > 0.45 and rates.max() < 0.55
+    same = ((out[:, 0::4] == 0) == (out[:, 1::4] == 0)).float().mean().item()  # neighbours from one draw
+    assert abs(same - 0.5) < 0.02  # independent: agree half the time
+
+
+def test_eval_mode_is_identity_and_seeding_reproduces_the_mask():
+    x = torch.randn(64, 33)
+    layer = FastDropout(0.3)
+    assert layer.eval()(x) is x
+    layer.train()
+    torch.manual_seed(1)
+    first = layer(x)
+    torch.manual_seed(1)
+    assert torch.equal(first, layer(x))
+    assert not torch.equal(first, layer(x))
+
+
+def test_gradient_flows_through_the_kept_elements_only():
+    torch.manual_seed(0)
+    x = torch.randn(50, 40, requires_grad=True)
+    out = FastDropout(0.25).train()(x)
+    out.sum().backward()
+    kept = out.detach() != 0
+    torch.testing.assert_close(x.grad, kept.float() / 0.75)
+
+
+def test_swapping_into_a_model_keeps_its_weights_and_eval_outputs():
+    model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.1), nn.Sequential(nn.ReLU(), nn.Dropout(0.2)), nn.Linear(8, 1))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(5, 8)
+    expected = model.eval()(x)
+    use_fast_dropout(model)
+    assert [type(m) for m in model.modules() if isinstance(m, nn.Dropout)] == [FastDropout, FastDropout]
+    assert [m.p for m in model.modules() if isinstance(m, nn.Dropout)] == [0.1, 0.2]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    torch.testing.assert_close(model.eval()(x), expected)
+
+
+def test_prepared_tiger_keeps_its_eval_outputs_and_trains_with_dropout():
+    torch.manual_seed(0)
+    model = build_tiger(replace(TIGERConfig.test(), dropout=0.5), Vocabulary((8, 8, 3), 50)).eval()
+    ids = torch.randint(2, model.config.vocab_size, (4, 9))
+    mask = torch.ones_like(ids)
+    mask[0, 6:] = 0  # padding exercises the additive mask
+    labels = torch.randint(2, model.config.vocab_size, (4, 4))
+    expected = model(input_ids=ids, attention_mask=mask, labels=labels).logits
+    prepare_for_cpu_training(model)
+    assert not any(type(m) is nn.Dropout for m in model.modules())
+    torch.testing.assert_close(model(input_ids=ids, attention_mask=mask, labels=labels).logits, expected)
+    model.train()
+    output = model(input_ids=ids, attention_mask=mask, labels=labels)
+    output.loss.backward()
+    assert torch.isfinite(output.loss) and not torch.allclose(output.logits, expected)
+    assert all(p.grad is not None for p in model.parameters())
