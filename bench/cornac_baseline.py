@@ -59,6 +59,7 @@ _T0 = time.perf_counter()
 def _log(message: str) -> None:
     print(f"[cornac_baseline {time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
 
+
 EPOCH_CAP = 10_000  # n_epochs given to cornac unless overridden: the wall-clock budget is what stops training
 
 
@@ -108,11 +109,17 @@ def _build_data(splits: pl.DataFrame, item_ids: list[str] | None = None) -> _Cor
 
     train = table.filter(pl.col("split") == "train")
     history = table.filter(pl.col("split") != "test")
-    train_set = SequentialDataset.build(usit(train), fmt="USIT", global_uid_map=uid_map, global_iid_map=iid_map,
-                                        global_sid_map=sid_map)
+    train_set = SequentialDataset.build(
+        usit(train), fmt="USIT", global_uid_map=uid_map, global_iid_map=iid_map, global_sid_map=sid_map
+    )
     # the validation sessions live in their own session-id space ("<user>#val") so cornac keeps them apart
-    val_set = SequentialDataset.build([(u, f"{s}#val", i, p) for u, s, i, p in usit(history)], fmt="USIT",
-                                      global_uid_map=uid_map, global_iid_map=iid_map, global_sid_map=sid_map)
+    val_set = SequentialDataset.build(
+        [(u, f"{s}#val", i, p) for u, s, i, p in usit(history)],
+        fmt="USIT",
+        global_uid_map=uid_map,
+        global_iid_map=iid_map,
+        global_sid_map=sid_map,
+    )
     if len(iid_map) != len(item_ids):
         raise AssertionError("cornac grew the item map")
 
@@ -184,8 +191,16 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _finish(name: str, ranked: np.ndarray, targets: np.ndarray, wrapper: _BudgetedIterator, train_seconds: float,
-            samples_per_epoch: int, invalid: int | None, notes: list[str]) -> CornacRun:
+def _finish(
+    name: str,
+    ranked: np.ndarray,
+    targets: np.ndarray,
+    wrapper: _BudgetedIterator,
+    train_seconds: float,
+    samples_per_epoch: int,
+    invalid: int | None,
+    notes: list[str],
+) -> CornacRun:
     metrics = recall_ndcg(target_ranks(ranked, targets))
     return CornacRun(
         model=name,
@@ -207,16 +222,25 @@ def _eval_users(n_users: int, max_eval_users: int | None, seed: int) -> np.ndarr
 
 def _budget_note(wrapper: _BudgetedIterator, budget_seconds: float, train_seconds: float, spe: int) -> str:
     how = "stopped by the budget" if wrapper.stopped_by_budget else "cornac's n_epochs ran out before the budget"
-    return (f"budget {budget_seconds:.0f}s -> {wrapper.steps} steps, {wrapper.samples} examples "
-            f"= {wrapper.samples / spe:.3f} epochs of {spe} ({how}), training wall {train_seconds:.1f}s")
+    return (
+        f"budget {budget_seconds:.0f}s -> {wrapper.steps} steps, {wrapper.samples} examples "
+        f"= {wrapper.samples / spe:.3f} epochs of {spe} ({how}), training wall {train_seconds:.1f}s"
+    )
 
 
 # -------------------------------------------------------------------------------------------- TIGER
 
 
-def run_cornac_tiger(splits: pl.DataFrame, item_embeddings: tuple[list[str], np.ndarray], budget_seconds: float,
-                     seed: int = 0, *, max_eval_users: int | None = None, threads: int = 2,
-                     **model_kwargs) -> CornacRun:
+def run_cornac_tiger(
+    splits: pl.DataFrame,
+    item_embeddings: tuple[list[str], np.ndarray],
+    budget_seconds: float,
+    seed: int = 0,
+    *,
+    max_eval_users: int | None = None,
+    threads: int = 2,
+    **model_kwargs,
+) -> CornacRun:
     """cornac's TIGER (its defaults: RQ-VAE Semantic IDs, 4+4-layer T5, beam 20) trained for ``budget_seconds``.
 
     ``model_kwargs`` go to ``cornac.models.TIGER`` (e.g. ``**cornac.models.tiger.GRID_CONFIG``); ``n_beams`` is
@@ -257,7 +281,7 @@ def run_cornac_tiger(splits: pl.DataFrame, item_embeddings: tuple[list[str], np.
     decode_start = time.perf_counter()
     with torch.no_grad():
         for row, user in enumerate(users):
-            hist = [int(i) for i in data.histories[user]][-model.max_len:]
+            hist = [int(i) for i in data.histories[user]][-model.max_len :]
             hist = [model.pad_idx] * (model.max_len - len(hist)) + hist
             tokens = torch.tensor(model.enc_token_table[hist].reshape(1, -1), dtype=torch.long)
             mask = (tokens != 0).float()
@@ -291,16 +315,24 @@ def run_cornac_tiger(splits: pl.DataFrame, item_embeddings: tuple[list[str], np.
     ]
     if len(users) < len(data.targets):
         notes.append(f"EVALUATED A SEEDED SAMPLE of {len(users)} of {len(data.targets)} users (seed {seed})")
-    return _finish("cornac TIGER", ranked, data.targets[users], wrapper, train_seconds, data.samples_per_epoch,
-                   invalid, notes)
+    return _finish(
+        "cornac TIGER", ranked, data.targets[users], wrapper, train_seconds, data.samples_per_epoch, invalid, notes
+    )
 
 
 # ------------------------------------------------------------------------------------------- SASRec
 
 
-def run_cornac_sasrec(splits: pl.DataFrame, budget_seconds: float, seed: int = 0, *,
-                      max_eval_users: int | None = None, threads: int = 2, eval_batch: int = 256,
-                      **model_kwargs) -> CornacRun:
+def run_cornac_sasrec(
+    splits: pl.DataFrame,
+    budget_seconds: float,
+    seed: int = 0,
+    *,
+    max_eval_users: int | None = None,
+    threads: int = 2,
+    eval_batch: int = 256,
+    **model_kwargs,
+) -> CornacRun:
     """cornac's SASRec (its defaults: 2 blocks, 1 head, dim 100, CE over 2,048 sampled negatives) for the budget.
 
     Scores every item (``model.score``) for each test user; ``model_kwargs`` go to ``cornac.models.SASRec``.
@@ -358,8 +390,9 @@ def run_cornac_sasrec(splits: pl.DataFrame, budget_seconds: float, seed: int = 0
     ]
     if len(users) < len(data.targets):
         notes.append(f"EVALUATED A SEEDED SAMPLE of {len(users)} of {len(data.targets)} users (seed {seed})")
-    return _finish("cornac SASRec", ranked, data.targets[users], wrapper, train_seconds, data.samples_per_epoch,
-                   None, notes)
+    return _finish(
+        "cornac SASRec", ranked, data.targets[users], wrapper, train_seconds, data.samples_per_epoch, None, notes
+    )
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -370,11 +403,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", choices=("tiger", "sasrec"), required=True)
     parser.add_argument("--budget-seconds", type=float, default=300.0, help="training wall-clock budget")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-eval-users", type=int, default=None,
-                        help="evaluate a seeded sample of this many users instead of all (flagged in notes)")
+    parser.add_argument(
+        "--max-eval-users",
+        type=int,
+        default=None,
+        help="evaluate a seeded sample of this many users instead of all (flagged in notes)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--tokenizer", choices=("rqvae", "rkmeans"), default=None,
-                        help="TIGER's Semantic-ID tokenizer (cornac's default: rqvae)")
+    parser.add_argument(
+        "--tokenizer",
+        choices=("rqvae", "rkmeans"),
+        default=None,
+        help="TIGER's Semantic-ID tokenizer (cornac's default: rqvae)",
+    )
     parser.add_argument("--verbose", action="store_true", help="cornac's own progress bars")
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     parser.add_argument("--output-root", type=Path, default=Path("data"))
@@ -389,12 +430,25 @@ def main(argv: list[str] | None = None) -> None:
 
         ids, vectors = read_embeddings(prepared.embeddings)
         extra = {"tokenizer": args.tokenizer} if args.tokenizer else {}
-        run = run_cornac_tiger(splits, (list(ids), vectors), args.budget_seconds, args.seed,
-                               max_eval_users=args.max_eval_users, threads=args.threads, verbose=args.verbose,
-                               **extra)
+        run = run_cornac_tiger(
+            splits,
+            (list(ids), vectors),
+            args.budget_seconds,
+            args.seed,
+            max_eval_users=args.max_eval_users,
+            threads=args.threads,
+            verbose=args.verbose,
+            **extra,
+        )
     else:
-        run = run_cornac_sasrec(splits, args.budget_seconds, args.seed, max_eval_users=args.max_eval_users,
-                                threads=args.threads, verbose=args.verbose)
+        run = run_cornac_sasrec(
+            splits,
+            args.budget_seconds,
+            args.seed,
+            max_eval_users=args.max_eval_users,
+            threads=args.threads,
+            verbose=args.verbose,
+        )
     for key, value in asdict(run).items():
         if key == "notes":
             print("notes:")
