@@ -60,6 +60,11 @@ class TigerParams(RetrievalTrainParams):
     user_buckets: int = Field(default=SequenceConfig.user_buckets, description="Hashed user tokens (0 = none).")
     batch_size: int = Field(default=DEFAULT_TRAIN.batch_size, description="Training examples per AdamW step.")
     lr: float = Field(default=DEFAULT_TRAIN.lr, description="Peak AdamW learning rate (warm-up, then inverse sqrt).")
+    mixed_precision: bool = Field(
+        default=DEFAULT_TRAIN.mixed_precision,
+        description="bf16 autocast of the training steps where the hardware multiplies bf16 natively (a CPU with AMX "
+        "or AVX512-BF16, a recent GPU); weights stay float32. False: float32 throughout.",
+    )
 
 
 class EvalParams(Config):
@@ -86,7 +91,12 @@ def tiger_model(
     settings = replace(
         defaults,
         sequence=SequenceConfig(config.max_history, config.user_buckets),
-        train=replace(config.applied_to(defaults.train), batch_size=config.batch_size, lr=config.lr),
+        train=replace(
+            config.applied_to(defaults.train),
+            batch_size=config.batch_size,
+            lr=config.lr,
+            mixed_precision=config.mixed_precision,
+        ),
     )
     params = {"splits": dataset_splits.fingerprint, "semantic_ids": table.fingerprint, **config_to_dict(settings)}
     with tracked_run(context, mlflow, "tiger_model", params) as run:
