@@ -78,20 +78,8 @@ def sampled_samples(split_interactions: pl.DataFrame, negatives_per_positive: in
     positives = split_interactions.select("user_id", "item_id", "split")
     items = positives["item_id"].unique().sort()
     users = positives["user_id"].unique().sort()
-    user_index = (
-        positives["user_id"]
-        .to_frame()
-        .join(users.to_frame().with_row_index("u"), on="user_id", maintain_order="left")["u"]
-        .to_numpy()
-        .astype(np.int64)
-    )
-    item_index = (
-        positives["item_id"]
-        .to_frame()
-        .join(items.to_frame().with_row_index("i"), on="item_id", maintain_order="left")["i"]
-        .to_numpy()
-        .astype(np.int64)
-    )
+    user_index = users.search_sorted(positives["user_id"]).to_numpy().astype(np.int64)  # row of each in users
+    item_index = items.search_sorted(positives["item_id"]).to_numpy().astype(np.int64)
     n_items = len(items)
     seen = np.unique(user_index * n_items + item_index)  # sorted keys of every (user, item) interaction
     owner = np.repeat(user_index, negatives_per_positive)  # (n_positives * k,) user of each negative

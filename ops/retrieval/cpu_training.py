@@ -24,20 +24,25 @@ _LEVELS = 1 << 16  # distinct values of one 16-bit slice
 ATTENTION = "semid_eager"  # the attention implementation name registered below
 
 
+def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Training-mode dropout of ``x`` with drop probability ``p``, its mask drawn 16 bits per element."""
+    if p == 0:
+        return x
+    if p == 1:
+        return torch.zeros_like(x)
+    n = x.numel()
+    draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(1 << 63), None)
+    slices = draws.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
+    keep = slices >= round(p * _LEVELS) - _LEVELS // 2
+    mask = keep.to(x.dtype).mul_(1.0 / (1.0 - p))  # one same-dtype multiply forward and backward
+    return x * mask
+
+
 class FastDropout(nn.Dropout):
     """`nn.Dropout` (same ``p``, same contract) with its mask drawn 16 bits per element."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        if self.p == 1:
-            return torch.zeros_like(x)
-        n = x.numel()
-        draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(1 << 63), None)
-        slices = draws.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
-        keep = slices >= round(self.p * _LEVELS) - _LEVELS // 2
-        mask = keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))  # one same-dtype multiply forward and backward
-        return x * mask
+        return fast_dropout(x, self.p) if self.training else x
 
 
 def use_fast_dropout(model: nn.Module) -> nn.Module:
@@ -76,8 +81,8 @@ def eager_attention(
     if attention_mask is not None:
         scores = scores + attention_mask
     weights = torch.softmax(scores, dim=-1)
-    if dropout > 0 and module.training:
-        weights = FastDropout(dropout).train()(weights)
+    if module.training:
+        weights = fast_dropout(weights, dropout)
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 

@@ -52,14 +52,15 @@ def test_ingest_group_materializes_then_hits_cache(shared_data, tmp_resources):
 
 def test_changed_config_makes_a_new_version_and_keeps_the_old(shared_data, tmp_resources):
     shared_data("amazon2018-gift-cards")
-    run = (
-        lambda k: materialize(  # noqa: E731 - two calls differing only in k
+
+    def run(k: int):
+        return materialize(
             INGEST_ASSETS[:2],
             resources=tmp_resources,
             partition_key="amazon2018-gift-cards",
             run_config={"ops": {"kcore_dataset": {"config": {"k": k}}}},
         ).output_for_node("kcore_dataset")
-    )
+
     five, ten = run(5), run(10)
     assert five.fingerprint != ten.fingerprint
     assert five.file("interactions.parquet").exists() and ten.file("interactions.parquet").exists()
