@@ -1,11 +1,18 @@
-"""What makes a stock `transformers` T5 (TIGER) train fast on a CPU: cheaper dropout, eager attention using it.
+"""What makes a stock `transformers` T5 (TIGER) train fast on a CPU: cheaper dropout, bf16-clean attention and
+feed-forward layers.
 
-Profiled on this 2-core CPU (TIGER, batch 256, bf16 autocast): torch's dropout draws one Mersenne-Twister
-number per element (``bernoulli_``), which put dropout at ~25% of a training step, more than the matrix
-multiplications; and T5's "sdpa" attention falls back to an unfused math path whenever dropout is on, ~30%
-slower than "eager". `prepare_for_cpu_training` swaps in `FastDropout` everywhere, attention probabilities
-included, through an eager attention function registered with `transformers`' `AttentionInterface`; the model
-stays a stock `T5ForConditionalGeneration` with the same weights and the same eval-mode outputs.
+Profiled on this 2-core CPU (TIGER, batch 256, bf16 autocast), a step is bound by passes over the encoder's
+(batch, length, d_ff) activations, not by its matrix multiplications:
+- torch's dropout draws one Mersenne-Twister number per element (``bernoulli_``): ~25% of a step;
+- T5's "sdpa" attention falls back to an unfused math path whenever dropout is on, ~30% slower than "eager";
+- T5's feed-forward casts its bf16 activations to float32 before ``wo`` (for fp16 checkpoints) and autocast
+  casts them straight back, forward and backward: ~20% of a step in copies;
+- adding T5's float32 position bias and mask to bf16 attention scores promotes the softmax and dropout to
+  float32, and autocast casts the probabilities back for the value product.
+`prepare_for_cpu_training` swaps in `FastDropout` everywhere, an eager attention (registered with
+`transformers`' `AttentionInterface`) that uses it and stays in the scores' dtype, and `CpuFeedForward`, whose
+ReLU and dropout are one masked multiply. The model stays a `T5ForConditionalGeneration` with the same weights,
+the same state dict and the same float32 (eval, decoding) outputs.
 
 `FastDropout` draws 64-bit numbers and slices each into four 16-bit ones, so one draw decides four elements.
 An element is dropped when its 16-bit number falls below ``round(p * 65536)``: the drop probability is
@@ -19,9 +26,23 @@ import torch
 from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
+from transformers.models.t5.modeling_t5 import T5DenseActDense
 
 _LEVELS = 1 << 16  # distinct values of one 16-bit slice
 ATTENTION = "semid_eager"  # the attention implementation name registered below
+
+
+def _keep(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Bool mask shaped like ``x``, each element kept with probability 1 - p, drawn 16 bits per element."""
+    n = x.numel()
+    draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(1 << 63), None)
+    slices = draws.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
+    return slices >= round(p * _LEVELS) - _LEVELS // 2
+
+
+def _scaled(keep: torch.Tensor, p: float, dtype: torch.dtype) -> torch.Tensor:
+    """The multiplier of inverted dropout: 1 / (1 - p) where kept, 0 elsewhere, in ``dtype``."""
+    return keep.to(dtype).mul_(1.0 / (1.0 - p))
 
 
 def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -30,12 +51,32 @@ def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
         return x
     if p == 1:
         return torch.zeros_like(x)
-    n = x.numel()
-    draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(1 << 63), None)
-    slices = draws.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
-    keep = slices >= round(p * _LEVELS) - _LEVELS // 2
-    mask = keep.to(x.dtype).mul_(1.0 / (1.0 - p))  # one same-dtype multiply forward and backward
-    return x * mask
+    return x * _scaled(_keep(x, p), p, x.dtype)  # one same-dtype multiply forward and backward
+
+
+class _ReluDropout(torch.autograd.Function):
+    """``fast_dropout(relu(x), p)`` as one mask: kept and positive. Backward is one multiply by the same mask,
+    where ReLU then dropout cost a threshold pass, a second mask and their backward passes."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, p: float) -> torch.Tensor:
+        multiplier = _scaled(_keep(x, p).logical_and_(x > 0), p, x.dtype)
+        ctx.save_for_backward(multiplier)
+        return x * multiplier
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (multiplier,) = ctx.saved_tensors
+        return grad * multiplier, None
+
+
+def relu_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """``fast_dropout(torch.relu(x), p)``: the same values, the same random draws, fewer passes over ``x``."""
+    if p == 0:
+        return torch.relu(x)
+    if p == 1:
+        return torch.zeros_like(x)
+    return _ReluDropout.apply(x, p)
 
 
 class FastDropout(nn.Dropout):
@@ -70,6 +111,8 @@ def eager_attention(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """T5's eager attention (scores + position bias + mask, softmax, dropout, values) with `FastDropout`.
 
+    The bias and the mask join the scores in the scores' dtype: under bf16 autocast the softmax, dropout and
+    value product then stay bf16 (as fused GPU attention does), with no float32 copies of (heads, q, k) tensors.
     Shapes: query (batch, heads, q_len, d_kv), key/value (batch, heads, k_len, d_kv) -> output (batch, q_len,
     heads, d_kv) and the attention weights (batch, heads, q_len, k_len), as `transformers` expects.
     """
@@ -77,9 +120,9 @@ def eager_attention(
     if scaling is not None and scaling != 1.0:  # T5 folds the scale into its weights: 1.0, no multiply
         scores = scores * scaling
     if position_bias is not None:
-        scores = scores + position_bias
+        scores = scores + position_bias.to(scores.dtype)
     if attention_mask is not None:
-        scores = scores + attention_mask
+        scores = scores + attention_mask.to(scores.dtype)
     weights = torch.softmax(scores, dim=-1)
     if module.training:
         weights = fast_dropout(weights, dropout)
@@ -90,8 +133,29 @@ AttentionInterface.register(ATTENTION, eager_attention)
 AttentionMaskInterface.register(ATTENTION, eager_mask)  # the additive float masks eager attention adds
 
 
+class CpuFeedForward(T5DenseActDense):
+    """T5's ReLU feed-forward (``wo(dropout(relu(wi(h))))``, same parameters) with ReLU and dropout fused, and
+    without T5's cast of the activations to ``wo``'s dtype, which under autocast only round-trips them through
+    float32 (outputs are unchanged: without autocast they already share ``wo``'s dtype)."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden = self.wi(hidden_states)  # (batch, length, d_ff)
+        hidden = relu_dropout(hidden, self.dropout.p) if self.training else torch.relu(hidden)
+        return self.wo(hidden)
+
+
+def use_cpu_feed_forward(model: nn.Module) -> nn.Module:
+    """Turn every ReLU `T5DenseActDense` inside ``model`` into a `CpuFeedForward`, in place (same parameters)."""
+    for module in model.modules():
+        if type(module) is T5DenseActDense and isinstance(module.act, nn.ReLU):
+            module.__class__ = CpuFeedForward
+    return model
+
+
 def prepare_for_cpu_training(model: PreTrainedModel) -> PreTrainedModel:
-    """FastDropout everywhere and the eager attention that uses it, in place (GPUs fuse both already)."""
+    """FastDropout everywhere, the eager attention that uses it and the fused feed-forward, in place (GPUs fuse
+    all three already)."""
     use_fast_dropout(model)
+    use_cpu_feed_forward(model)
     model.set_attn_implementation(ATTENTION)
     return model

@@ -88,6 +88,7 @@ def training_task(
             input_ids=torch.from_numpy(input_ids).to(device),
             attention_mask=torch.from_numpy(mask).to(device),
             labels=labels,
+            use_cache=False,  # teacher forcing needs no key/value cache; building one costs a concatenation per layer
         )
         return output.loss, len(batch)
 

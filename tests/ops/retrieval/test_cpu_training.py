@@ -1,15 +1,28 @@
 """FastDropout keeps nn.Dropout's contract: drop rate p, kept values scaled by 1/(1-p), identity in eval mode,
-gradients through the same mask, seeded by torch's generator; swapping it into a model leaves its weights be."""
+gradients through the same mask, seeded by torch's generator; swapping it into a model leaves its weights be.
+The fused ReLU + dropout and the feed-forward using it compute what their unfused forms compute, gradients
+included; the attention keeps bf16 scores bf16."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import pytest
 import torch
 from torch import nn
+from transformers.models.t5.modeling_t5 import T5DenseActDense
 
-from ops.retrieval.cpu_training import FastDropout, prepare_for_cpu_training, use_fast_dropout
+from ops.retrieval.cpu_training import (
+    CpuFeedForward,
+    FastDropout,
+    eager_attention,
+    fast_dropout,
+    prepare_for_cpu_training,
+    relu_dropout,
+    use_cpu_feed_forward,
+    use_fast_dropout,
+)
 from ops.retrieval.model import TIGERConfig, build_tiger
 from ops.retrieval.vocabulary import Vocabulary
 
@@ -66,6 +79,56 @@ def test_swapping_into_a_model_keeps_its_weights_and_eval_outputs():
     torch.testing.assert_close(model.eval()(x), expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5])
+def test_relu_dropout_is_dropout_of_relu_with_the_same_draws_and_gradient(dtype, p):
+    x = torch.randn(37, 129).to(dtype)  # an element count that is not a multiple of the four slices per draw
+    fused_input, plain_input = x.clone().requires_grad_(), x.clone().requires_grad_()
+    torch.manual_seed(3)
+    fused = relu_dropout(fused_input, p)
+    torch.manual_seed(3)
+    plain = fast_dropout(torch.relu(plain_input), p)
+    assert fused.dtype == dtype and torch.equal(fused, plain)
+    upstream = torch.randn_like(fused)
+    fused.backward(upstream)
+    plain.backward(upstream)
+    assert torch.equal(fused_input.grad, plain_input.grad)
+
+
+def test_cpu_feed_forward_matches_t5s_in_eval_and_in_training():
+    config = build_tiger(replace(TIGERConfig.test(), dropout=0.3), Vocabulary((8, 8, 3), 50)).config
+    stock = use_fast_dropout(T5DenseActDense(config))
+    fused = use_cpu_feed_forward(copy.deepcopy(stock))
+    assert type(fused) is CpuFeedForward and all(
+        torch.equal(a, b) for a, b in zip(stock.parameters(), fused.parameters())
+    )
+    x = torch.randn(4, 7, config.d_model)
+    torch.testing.assert_close(fused.eval()(x), stock.eval()(x), rtol=0, atol=0)
+    stock.train(), fused.train()
+    torch.manual_seed(5)
+    expected = stock(x)
+    expected.sum().backward()
+    torch.manual_seed(5)
+    actual = fused(x)
+    actual.sum().backward()
+    torch.testing.assert_close(actual, expected)
+    for a, b in zip(stock.parameters(), fused.parameters()):
+        torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_attention_keeps_bf16_scores_bf16():
+    module = nn.Module().eval()
+    query, key, value = (torch.randn(2, 3, 5, 4, dtype=torch.bfloat16) for _ in range(3))
+    bias = torch.randn(1, 3, 5, 5)  # float32, as T5 computes it
+    mask = torch.zeros(2, 1, 5, 5)
+    mask[0, ..., 3:] = torch.finfo(torch.float32).min  # padded keys of the first row
+    output, weights = eager_attention(module, query, key, value, mask, position_bias=bias)
+    assert output.dtype == weights.dtype == torch.bfloat16 and output.shape == (2, 5, 3, 4)
+    assert torch.all(weights[0, ..., 3:] == 0)
+    expected = torch.softmax(query.float() @ key.float().transpose(2, 3) + bias + mask, dim=-1)
+    torch.testing.assert_close(weights.float(), expected, atol=0.02, rtol=0.02)
+
+
 def test_prepared_tiger_keeps_its_eval_outputs_and_trains_with_dropout():
     torch.manual_seed(0)
     model = build_tiger(replace(TIGERConfig.test(), dropout=0.5), Vocabulary((8, 8, 3), 50)).eval()
@@ -76,6 +139,7 @@ def test_prepared_tiger_keeps_its_eval_outputs_and_trains_with_dropout():
     expected = model(input_ids=ids, attention_mask=mask, labels=labels).logits
     prepare_for_cpu_training(model)
     assert not any(type(m) is nn.Dropout for m in model.modules())
+    assert not any(type(m) is T5DenseActDense for m in model.modules())
     torch.testing.assert_close(model(input_ids=ids, attention_mask=mask, labels=labels).logits, expected)
     model.train()
     output = model(input_ids=ids, attention_mask=mask, labels=labels)
