@@ -50,7 +50,7 @@ def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     if p == 0:
         return x
     if p == 1:
-        return torch.zeros_like(x)
+        return x * 0  # zeros that keep the graph (a zero gradient), as torch's dropout does
     return x * _scaled(_keep(x, p), p, x.dtype)  # one same-dtype multiply forward and backward
 
 
@@ -71,11 +71,14 @@ class _ReluDropout(torch.autograd.Function):
 
 
 def relu_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
-    """``fast_dropout(torch.relu(x), p)``: the same values, the same random draws, fewer passes over ``x``."""
+    """``fast_dropout(torch.relu(x), p)``: the same random draws and values, fewer passes over ``x``.
+
+    Finite inputs only: a dropped or negative element is ``x * 0`` (-0.0 for a negative ``x``, NaN for -inf).
+    """
     if p == 0:
         return torch.relu(x)
     if p == 1:
-        return torch.zeros_like(x)
+        return x * 0  # zeros that keep the graph (a zero gradient), as torch's dropout does
     return _ReluDropout.apply(x, p)
 
 
@@ -113,6 +116,8 @@ def eager_attention(
 
     The bias and the mask join the scores in the scores' dtype: under bf16 autocast the softmax, dropout and
     value product then stay bf16 (as fused GPU attention does), with no float32 copies of (heads, q, k) tensors.
+    The mask is clamped to that dtype's lowest finite value first (float32's minimum rounds to -inf in bf16),
+    so a row with every key masked gets uniform weights, as in T5, rather than NaN.
     Shapes: query (batch, heads, q_len, d_kv), key/value (batch, heads, k_len, d_kv) -> output (batch, q_len,
     heads, d_kv) and the attention weights (batch, heads, q_len, k_len), as `transformers` expects.
     """
@@ -122,7 +127,7 @@ def eager_attention(
     if position_bias is not None:
         scores = scores + position_bias.to(scores.dtype)
     if attention_mask is not None:
-        scores = scores + attention_mask.to(scores.dtype)
+        scores = scores + attention_mask.clamp_min(torch.finfo(scores.dtype).min).to(scores.dtype)
     weights = torch.softmax(scores, dim=-1)
     if module.training:
         weights = fast_dropout(weights, dropout)
@@ -136,7 +141,8 @@ AttentionMaskInterface.register(ATTENTION, eager_mask)  # the additive float mas
 class CpuFeedForward(T5DenseActDense):
     """T5's ReLU feed-forward (``wo(dropout(relu(wi(h))))``, same parameters) with ReLU and dropout fused, and
     without T5's cast of the activations to ``wo``'s dtype, which under autocast only round-trips them through
-    float32 (outputs are unchanged: without autocast they already share ``wo``'s dtype)."""
+    float32. Only for layers whose ``wi`` and ``wo`` share a dtype (see `use_cpu_feed_forward`): then the
+    activations already have ``wo``'s dtype without autocast, and outputs are unchanged."""
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden = self.wi(hidden_states)  # (batch, length, d_ff)
@@ -145,9 +151,17 @@ class CpuFeedForward(T5DenseActDense):
 
 
 def use_cpu_feed_forward(model: nn.Module) -> nn.Module:
-    """Turn every ReLU `T5DenseActDense` inside ``model`` into a `CpuFeedForward`, in place (same parameters)."""
+    """Turn every ReLU `T5DenseActDense` inside ``model`` into a `CpuFeedForward`, in place (same parameters).
+
+    Layers of a half-precision checkpoint keep T5's class: `transformers` keeps their ``wo`` in float32, and
+    they need T5's cast.
+    """
     for module in model.modules():
-        if type(module) is T5DenseActDense and isinstance(module.act, nn.ReLU):
+        if (
+            type(module) is T5DenseActDense
+            and isinstance(module.act, nn.ReLU)
+            and module.wi.weight.dtype == module.wo.weight.dtype
+        ):
             module.__class__ = CpuFeedForward
     return model
 

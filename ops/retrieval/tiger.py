@@ -107,7 +107,7 @@ def train_tiger(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.train.seed)
         model = build_tiger(config, data.vocabulary).to(device)
-    if device.type == "cpu":  # GPUs fuse dropout and attention already; on a CPU these two are a third of a step
+    if device.type == "cpu":  # GPUs fuse dropout, attention and casts already (see ops/retrieval/cpu_training.py)
         prepare_for_cpu_training(model)
     valid = data.evaluation("valid")
     valid = valid.subset(sample_users(len(valid), config.train.eval_users, config.train.seed))

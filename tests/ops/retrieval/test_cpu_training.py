@@ -104,7 +104,8 @@ def test_cpu_feed_forward_matches_t5s_in_eval_and_in_training():
     )
     x = torch.randn(4, 7, config.d_model)
     torch.testing.assert_close(fused.eval()(x), stock.eval()(x), rtol=0, atol=0)
-    stock.train(), fused.train()
+    stock.train()
+    fused.train()
     torch.manual_seed(5)
     expected = stock(x)
     expected.sum().backward()
@@ -116,17 +117,50 @@ def test_cpu_feed_forward_matches_t5s_in_eval_and_in_training():
         torch.testing.assert_close(a.grad, b.grad)
 
 
+@pytest.mark.parametrize("dropout", [fast_dropout, relu_dropout])
+def test_p_one_drops_everything_and_passes_a_zero_gradient(dropout):
+    x = torch.randn(6, 5, requires_grad=True)
+    out = dropout(x, 1.0)
+    out.sum().backward()
+    assert torch.equal(out, torch.zeros(6, 5)) and torch.equal(x.grad, torch.zeros(6, 5))
+
+
+def test_half_precision_feed_forward_keeps_t5s_cast():
+    config = build_tiger(TIGERConfig.test(), Vocabulary((8, 8, 3), 50)).config
+    layer = T5DenseActDense(config)
+    layer.wi.to(torch.bfloat16)  # a bf16 checkpoint: transformers keeps wo in float32
+    assert type(use_cpu_feed_forward(layer)) is T5DenseActDense
+    assert layer.eval()(torch.randn(2, 3, config.d_model, dtype=torch.bfloat16)).dtype == torch.float32
+
+
 def test_attention_keeps_bf16_scores_bf16():
     module = nn.Module().eval()
-    query, key, value = (torch.randn(2, 3, 5, 4, dtype=torch.bfloat16) for _ in range(3))
+    query, key, value = (torch.randn(3, 3, 5, 4, dtype=torch.bfloat16) for _ in range(3))
     bias = torch.randn(1, 3, 5, 5)  # float32, as T5 computes it
-    mask = torch.zeros(2, 1, 5, 5)
+    mask = torch.zeros(3, 1, 5, 5)
     mask[0, ..., 3:] = torch.finfo(torch.float32).min  # padded keys of the first row
+    mask[2] = torch.finfo(torch.float32).min  # a row with every key masked: -inf once cast to bf16
     output, weights = eager_attention(module, query, key, value, mask, position_bias=bias)
-    assert output.dtype == weights.dtype == torch.bfloat16 and output.shape == (2, 5, 3, 4)
+    assert output.dtype == weights.dtype == torch.bfloat16 and output.shape == (3, 5, 3, 4)
     assert torch.all(weights[0, ..., 3:] == 0)
     expected = torch.softmax(query.float() @ key.float().transpose(2, 3) + bias + mask, dim=-1)
-    torch.testing.assert_close(weights.float(), expected, atol=0.02, rtol=0.02)
+    torch.testing.assert_close(weights[:2].float(), expected[:2], atol=0.02, rtol=0.02)
+    assert torch.isfinite(weights[2]).all()  # T5 gives such a row (nearly) uniform weights, not NaN
+
+
+def test_prepared_tiger_under_bf16_autocast_stays_close_to_t5():
+    torch.manual_seed(0)
+    model = build_tiger(TIGERConfig.test(), Vocabulary((8, 8, 3), 50)).eval()
+    ids = torch.randint(2, model.config.vocab_size, (4, 9))
+    mask = torch.ones_like(ids)
+    mask[0, 6:] = 0
+    labels = torch.randint(2, model.config.vocab_size, (4, 4))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        prepare_for_cpu_training(model)
+        actual = model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False).loss
+    assert torch.isfinite(actual)
+    torch.testing.assert_close(actual, expected, atol=0.02, rtol=0.01)
 
 
 def test_prepared_tiger_keeps_its_eval_outputs_and_trains_with_dropout():
