@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ops.ingest.kcore import kcore_interactions, kcore_tables
 from ops.ingest.frames import interactions_frame, items_frame
+from ops.ingest.kcore import kcore_interactions, kcore_tables
 from ops.ingest.normalize import build_tables
 from ops.ingest.rejects import RejectLog
 from ops.ingest.result import ReaderResult
@@ -70,7 +70,9 @@ def test_kcore_tables_renumbers_positions_and_restricts_items():
     tables, _ = kcore_tables(build_tables(result), k=3)
     assert sorted(tables.items["item_id"]) == ["i0", "i1", "i2"]
     assert tables.users["n_interactions"].to_list() == [3, 3, 3]
-    assert tables.interactions.group_by("user_id").agg(pl.col("position").sort())["position"].to_list() == [[0, 1, 2]] * 3
+    assert (
+        tables.interactions.group_by("user_id").agg(pl.col("position").sort())["position"].to_list() == [[0, 1, 2]] * 3
+    )
 
 
 def test_k_must_be_positive():

@@ -37,7 +37,10 @@ def test_leave_one_out_has_no_leakage(histories):
         # nothing in train happens after valid, nothing in valid after test
         last_train = rows.filter(pl.col("split") == "train")["timestamp"].max()
         assert last_train < rows.filter(pl.col("split") == "valid")["timestamp"].item()
-        assert rows.filter(pl.col("split") == "valid")["timestamp"].item() < rows.filter(pl.col("split") == "test")["timestamp"].item()
+        assert (
+            rows.filter(pl.col("split") == "valid")["timestamp"].item()
+            < rows.filter(pl.col("split") == "test")["timestamp"].item()
+        )
 
 
 @settings(max_examples=100, deadline=None)

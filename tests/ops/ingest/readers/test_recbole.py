@@ -162,7 +162,10 @@ def test_reject_lines_count_quoted_line_breaks(fixtures, rejected):
         ("toys_values.item", 6, "item_id"),  # missing
         ("toys_values.item", 7, "item_id"),  # repeated
     ]
-    assert items.select("item_id", "title").rows() == [("TOY0000021", "Kite with\ntwo lines"), ("TOY0000023", "Tab\tKite")]
+    assert items.select("item_id", "title").rows() == [
+        ("TOY0000021", "Kite with\ntwo lines"),
+        ("TOY0000023", "Tab\tKite"),
+    ]
 
 
 def test_broken_rows_are_rejected_by_the_careful_parser(fixtures, rejected):
