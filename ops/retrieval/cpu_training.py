@@ -75,10 +75,8 @@ def relu_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
 
     Finite inputs only: a dropped or negative element is ``x * 0`` (-0.0 for a negative ``x``, NaN for -inf).
     """
-    if p == 0:
-        return torch.relu(x)
-    if p == 1:
-        return x * 0  # zeros that keep the graph (a zero gradient), as torch's dropout does
+    if p in (0, 1):  # nothing to fuse: no mask, or no survivors
+        return fast_dropout(torch.relu(x), p)
     return _ReluDropout.apply(x, p)
 
 
