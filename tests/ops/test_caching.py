@@ -50,9 +50,40 @@ def test_code_version_changes_with_source(tmp_path):
     assert code_version(package) != before
 
 
+VERSION = "0123456789abcdef"
+OTHER = "fedcba9876543210"
+
+
 def test_existing_version_reads_a_stored_version_and_names_the_others_when_missing(tmp_path):
-    built = run_cached(tmp_path, "stage", "abc", lambda folder: {"rows": 3})
-    found = existing_version(tmp_path, "stage", "abc")
+    built = run_cached(tmp_path, "stage", VERSION, lambda folder: {"rows": 3})
+    found = existing_version(tmp_path, "stage", VERSION)
     assert found.path == built.path and found.manifest["rows"] == 3
-    with pytest.raises(FileNotFoundError, match=r"stored versions: \['abc'\]"):
-        existing_version(tmp_path, "stage", "abd")
+    with pytest.raises(FileNotFoundError, match=rf"stored versions: \['{VERSION}'\]"):
+        existing_version(tmp_path, "stage", OTHER)
+
+
+@pytest.mark.parametrize(
+    "pin",
+    [
+        f"../other/stage/{VERSION}",  # another output root's table, by a relative path
+        "/tmp/stage/" + VERSION,  # an absolute path
+        f"{VERSION}/..",
+        VERSION.upper(),
+        VERSION[:8],
+        "",
+    ],
+)
+def test_a_pin_that_is_not_a_fingerprint_is_refused_naming_the_stored_versions(tmp_path, pin):
+    run_cached(tmp_path / "root", "stage", VERSION, lambda folder: {})
+    run_cached(tmp_path / "other", "stage", VERSION, lambda folder: {})  # a real version the pin must not reach
+    with pytest.raises(ValueError, match=rf"not a fingerprint.*stored versions: \['{VERSION}'\]"):
+        existing_version(tmp_path / "root", "stage", pin)
+
+
+def test_a_pin_to_a_folder_of_another_stage_is_refused(tmp_path):
+    """A version folder copied or linked under the wrong stage is caught by its own manifest."""
+    built = run_cached(tmp_path, "tokenizer", VERSION, lambda folder: {})
+    (tmp_path / "semantic_ids").mkdir()
+    (tmp_path / "semantic_ids" / VERSION).symlink_to(built.path, target_is_directory=True)
+    with pytest.raises(ValueError, match="holds tokenizer version"):
+        existing_version(tmp_path, "semantic_ids", VERSION)
