@@ -51,7 +51,7 @@ def item_embeddings(
 
     def progress(done: int, total: int) -> None:
         if done == total or done // LOG_EVERY != (done - settings.batch_size) // LOG_EVERY:
-            context.log.info(f"embedded {done:,} of {total:,} texts")
+            context.log.info(f"embedded {done:,} of {total:,} distinct texts")
 
     params = {"upstream": kcore_dataset.fingerprint, "template": template.identity, **asdict(settings)}
     with tracked_run(context, mlflow, "embeddings", params) as run:

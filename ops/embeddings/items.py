@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from ops.embeddings.encoder import Embedder, ProgressFn
-from ops.embeddings.store import load_vectors, save_vectors, store_dir, text_hash
+from ops.embeddings.store import add_vectors, load_vectors, store_dir, text_hash
 from ops.embeddings.templates import TextTemplate, render_texts
 
 
@@ -20,6 +20,7 @@ class EmbeddingResult:
     vectors: np.ndarray  # float32 (len(item_ids), dim), row i for item_ids[i]
     n_cached: int  # items whose vector came from the cache
     n_computed: int  # items whose vector was computed by this call
+    n_texts_computed: int  # distinct texts encoded by this call (items may share a text, hence one vector)
     textless_ids: list[str]  # items with no text (has_text False, or every template field empty): not embedded
     items_per_s: float | None  # n_computed / encoding seconds; None when nothing was computed
     store: Path | None  # the cache directory used, None without a cache
@@ -51,7 +52,7 @@ def embed_items(
         known.update(zip(missing, new_vectors, strict=True))
         if directory is not None:
             manifest = {"embedder": embedder.identity, "template": template.identity}
-            save_vectors(directory, list(known), np.stack(list(known.values())), manifest)
+            add_vectors(directory, dict(zip(missing, new_vectors, strict=True)), manifest)
 
     n_computed = sum(1 for _, _, h in kept if h in missing)
     vectors = np.stack([known[h] for _, _, h in kept]) if kept else np.empty((0, embedder.dim), np.float32)
@@ -60,6 +61,7 @@ def embed_items(
         vectors=vectors,
         n_cached=len(kept) - n_computed,
         n_computed=n_computed,
+        n_texts_computed=len(missing),
         textless_ids=textless_ids,
         items_per_s=n_computed / seconds if n_computed else None,
         store=directory,

@@ -70,6 +70,7 @@ def embed(
             "textless_items": len(result.textless_ids),
             "vectors_from_store": result.n_cached,
             "vectors_computed": result.n_computed,
+            "distinct_texts_computed": result.n_texts_computed,
             "items_per_s": round(result.items_per_s, 1) if result.items_per_s else 0.0,
             "nan_vectors": int(np.isnan(result.vectors).any(axis=1).sum()),
             "norm_min": float(norms.min()) if len(norms) else 0.0,

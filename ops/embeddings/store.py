@@ -4,7 +4,9 @@ One directory per embedding set-up (model, pooling, attention, max length, norma
 fingerprint of it, holding ``vectors.parquet`` (``text_hash``, ``vector``) and a readable ``manifest.json``.
 Keying vectors by text rather than by item id means an edited item misses the cache (its text changed), an
 added one misses it, and everything else hits it, with no bookkeeping; identical texts share one vector.
-Files are replaced atomically (temp file + ``os.replace``), so a crash never leaves a half-written cache.
+Files are replaced atomically (temp file + ``os.replace``), so a crash never leaves a half-written cache, and
+additions are merged under the set-up's lock file with whatever other runs added meanwhile (`add_vectors`), so
+parallel runs never drop one another's vectors.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ops.locks import file_lock
 from ops.tables import write_parquet_atomic, write_text_atomic
 
 STORE_VERSION = 1  # bump when pooling/normalization code changes what a given set-up produces
 VECTORS = "vectors.parquet"
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 
 
 def text_hash(text: str) -> str:
@@ -52,3 +56,15 @@ def save_vectors(directory: Path, hashes: Sequence[str], vectors: np.ndarray, ma
     write_parquet_atomic(table, directory / VECTORS)
     text = json.dumps({**manifest, "n_vectors": len(hashes), "dim": int(vectors.shape[1])}, indent=2) + "\n"
     write_text_atomic(directory / MANIFEST, text)
+
+
+def add_vectors(directory: Path, new: dict[str, np.ndarray], manifest: dict[str, object]) -> None:
+    """Add ``new`` (text hash -> vector) to the store: read, merge and replace under the store's lock.
+
+    The read happens inside the lock, so vectors another run saved after this run first loaded the store are
+    kept; the slow part (encoding) stays outside it.
+    """
+    with file_lock(directory / LOCK):
+        known = load_vectors(directory)
+        known.update(new)
+        save_vectors(directory, list(known), np.stack(list(known.values())), manifest)

@@ -10,7 +10,7 @@ import polars as pl
 
 from ops.embeddings.encoder import ProgressFn, TransformerEmbedder
 from ops.embeddings.items import embed_items
-from ops.embeddings.store import MANIFEST, VECTORS
+from ops.embeddings.store import LOCK, MANIFEST, VECTORS, load_vectors
 from ops.embeddings.templates import AMAZON
 from ops.ingest.schema import ITEMS
 
@@ -85,7 +85,7 @@ def test_reindexing_embeds_only_added_and_edited_items(minilm: TransformerEmbedd
     unchanged = embed_items(second, embedder, AMAZON, cache_dir=tmp_path)
     assert len(embedder.calls) == n_calls and (unchanged.n_cached, unchanged.n_computed) == (4, 0)
     assert unchanged.items_per_s is None
-    assert sorted(p.name for p in result.store.iterdir()) == sorted([MANIFEST, VECTORS])
+    assert sorted(p.name for p in result.store.iterdir()) == sorted([LOCK, MANIFEST, VECTORS])
 
 
 def test_setup_change_uses_a_separate_cache(minilm: TransformerEmbedder, tmp_path: Path) -> None:
@@ -107,3 +107,20 @@ def test_duplicate_texts_are_embedded_once_and_no_cache_works(minilm: Transforme
 def test_all_textless(minilm: TransformerEmbedder) -> None:
     result = embed_items(catalogue({"a": None}), minilm, AMAZON)
     assert result.vectors.shape == (0, 384) and result.textless_ids == ["a"] and result.items_per_s is None
+
+
+def test_parallel_runs_on_one_store_keep_each_others_vectors(minilm: TransformerEmbedder, tmp_path: Path) -> None:
+    """Run A loads the store, run B saves new vectors while A is still encoding; A's save must keep B's."""
+
+    class InterleavedEmbedder(RecordingEmbedder):
+        def encode(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+            if len(self.calls) == 0:  # while run A encodes, run B embeds another catalogue into the same store
+                self.calls.append(["run B"])
+                embed_items(catalogue({"x": "Blue eyeliner"}), minilm, AMAZON, cache_dir=tmp_path)
+            return super().encode(texts, progress)
+
+    run_a = embed_items(catalogue({"a": "Red lipstick"}), InterleavedEmbedder(minilm), AMAZON, cache_dir=tmp_path)
+    stored = load_vectors(run_a.store)
+    assert len(stored) == 2  # A's lipstick and B's eyeliner
+    again = embed_items(catalogue({"x": "Blue eyeliner", "a": "Red lipstick"}), minilm, AMAZON, cache_dir=tmp_path)
+    assert (again.n_cached, again.n_computed) == (2, 0)
