@@ -1,7 +1,10 @@
 """A small MLflow resource: one run per materialization, on a local SQLite backend.
 
 Written instead of `dagster-mlflow`, which pins an older dagster. It uses `MlflowClient` (no global fluent
-state), so concurrent assets never share an active run by accident.
+state), so concurrent assets never share an active run by accident. Two first runs at once would race to create
+the SQLite schema and the experiment; both happen under a lock file beside the database. When a run starts, runs
+that were killed before they could end (see `resources.run_liveness`) are marked failed in Dagster and KILLED in
+MLflow, so neither UI shows a dead run as running.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
+from ops.locks import file_lock
+from resources.run_liveness import fail_dead_runs, finished
 from resources.storage import default_output_root
 
 PARAM_VALUE_LIMIT = 6000  # MLflow refuses longer parameter values
+DAGSTER_RUN_TAG = "dagster_run_id"
 
 
 def default_tracking_uri() -> str:
@@ -61,12 +67,41 @@ class MlflowTracking(ConfigurableResource):
     experiment: str = Field(default="semid", description="Experiment every run is filed under.")
     ui_url: str = Field(default="http://127.0.0.1:5000", description="Base URL of the MLflow UI, for run links.")
 
-    def _client(self) -> Any:
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Before a step runs: runs killed earlier are marked failed (Dagster) and KILLED (MLflow)."""
+        if context.instance is None:
+            return
+        fail_dead_runs(context.instance)
+        with self._locked_client() as client:
+            experiment = client.get_experiment_by_name(self.experiment)
+            if experiment is None:
+                return
+            dangling = client.search_runs(
+                [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
+            )
+            for run in dangling:
+                dagster_run = run.data.tags.get(DAGSTER_RUN_TAG)
+                if dagster_run and finished(context.instance, dagster_run):
+                    client.set_terminated(run.info.run_id, "KILLED")
+
+    @contextmanager
+    def _locked_client(self) -> Iterator[Any]:
+        """A client, with the database's set-up (schema, migrations) done once under a lock file.
+
+        MLflow creates its SQLite schema on first use; two processes doing that at once fail, so the first call
+        in each process happens under the lock, as does everything passed the client in the ``with`` block.
+        """
         from mlflow.tracking import MlflowClient  # heavy import, paid only by assets that track
 
-        if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return MlflowClient(tracking_uri=self.tracking_uri)
+        if not self.tracking_uri.startswith("sqlite:///"):
+            yield MlflowClient(tracking_uri=self.tracking_uri)
+            return
+        database = Path(self.tracking_uri.removeprefix("sqlite:///"))
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(database.with_name(database.name + ".lock")):
+            client = MlflowClient(tracking_uri=self.tracking_uri)
+            client.search_experiments(max_results=1)  # creates or migrates the schema now, inside the lock
+            yield client
 
     def _experiment_id(self, client: Any) -> str:
         experiment = client.get_experiment_by_name(self.experiment)
@@ -84,8 +119,8 @@ class MlflowTracking(ConfigurableResource):
         parent_run_id: str | None = None,
     ) -> Iterator[TrackedRun]:
         """Open a run, log ``params``, yield it, and mark it FINISHED or FAILED on exit."""
-        client = self._client()
-        experiment_id = self._experiment_id(client)
+        with self._locked_client() as client:
+            experiment_id = self._experiment_id(client)
         all_tags = dict(tags or {})
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
