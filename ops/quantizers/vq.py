@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-import faiss
-import numpy as np
 import torch
 from torch import nn
+
+from ops.quantizers.kmeans import KMeansConfig, KMeansInit, fit_kmeans, nearest_code
 
 
 class CodebookUpdate(StrEnum):
@@ -35,7 +35,7 @@ class VQConfig:
     update: CodebookUpdate = CodebookUpdate.LOSS  # how codes move; EMA is the paper's "in practice" alternative
     ema_decay: float = 0.99  # EMA only: VQ-VAE's gamma
     kmeans_init: bool = True  # seed the codebook with k-means of the initial latents (faiss), as TIGER does
-    kmeans_iters: int = 20  # Lloyd iterations of that k-means
+    kmeans_iters: int = 20  # Lloyd iterations of that k-means (from K random latents; training moves codes after)
     dead_code_steps: int = 5  # re-seed codes idle this many training steps from current latents (0 = never);
     # 5 keeps >= 96% of codes used at all 7 levels of a Beauty RQ-VAE, batch 512 (20: 85% at level 7, 60: 45%)
 
@@ -81,14 +81,8 @@ class VectorQuantizer(nn.Module):
         """Set the codebook to the k-means centroids of ``z`` (batch, dim) (no-op when k-means init is off)."""
         if not self.config.kmeans_init:
             return
-        if z.shape[0] < self.codebook_size:
-            raise ValueError(f"k-means init needs >= {self.codebook_size} latents, got {z.shape[0]}")
-        data = np.ascontiguousarray(z.detach().cpu().numpy(), dtype=np.float32)  # (batch, dim)
-        kmeans = faiss.Kmeans(
-            data.shape[1], self.codebook_size, niter=self.config.kmeans_iters, seed=self.seed, min_points_per_centroid=1
-        )  # small catalogues are fine: no faiss warning below 39 points per centroid
-        kmeans.train(data)
-        centroids = torch.from_numpy(kmeans.centroids).to(self.codebook)  # (K, dim)
+        kmeans = KMeansConfig(self.codebook_size, niter=self.config.kmeans_iters, init=KMeansInit.RANDOM)
+        centroids = torch.from_numpy(fit_kmeans(z.detach().cpu().numpy(), kmeans, self.seed)).to(self.codebook)
         self._set_codes(torch.arange(self.codebook_size, device=centroids.device), centroids)
 
     def lookup(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,16 +101,9 @@ class VectorQuantizer(nn.Module):
                 self._ema_update(z, codes)
         return zq, codes
 
-    @torch.no_grad()
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
-        """Index of the closest code to each row of ``z`` (batch, dim) -> (batch,).
-
-        ``|z - c|^2 = |z|^2 - 2 z.c + |c|^2``; the ``|z|^2`` term is the same for every code of a row, so the
-        argmin is taken without it.
-        """
-        codebook = self.codebook.detach()  # (K, dim)
-        distances = codebook.pow(2).sum(1) - 2 * z.detach() @ codebook.T  # (batch, K), up to a per-row constant
-        return distances.argmin(1)
+        """Index of the closest code to each row of ``z`` (batch, dim) -> (batch,)."""
+        return nearest_code(z.detach(), self.codebook.detach())
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         zq, codes = self.lookup(z)
