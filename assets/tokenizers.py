@@ -1,4 +1,5 @@
-"""Tokenizer asset: item embeddings -> a trained VQ-VAE / RQ-VAE / Mixture-of-Codes / Multi-Embedding tokenizer."""
+"""Tokenizer asset: item embeddings -> a trained VQ-VAE / RQ-VAE / Mixture-of-Codes / Multi-Embedding tokenizer,
+or a fitted, training-free RQ-KMeans."""
 
 from dataclasses import asdict
 
@@ -10,7 +11,8 @@ from assets.publishing import flatten_numbers, publish, tracked_run
 from ops.caching import StageOutput
 from ops.quantizers.autoencoder import AutoencoderConfig
 from ops.quantizers.config import TrainConfig, config_to_dict
-from ops.quantizers.kinds import TOKENIZERS, TokenizerConfig, scaled_config
+from ops.quantizers.kinds import TOKENIZERS, TokenizerConfig, scaled_config, train_schedule
+from ops.quantizers.rqkmeans import RQKMeans, RQKMeansConfig
 from ops.quantizers.stage import train_tokenizer_stage
 from ops.quantizers.train import EpochLog
 from ops.quantizers.vq import VQConfig
@@ -24,12 +26,13 @@ class TokenizerParams(Config):
     kind: str = Field(
         default="rqvae",
         description=f"One of {sorted(TOKENIZERS)}: VQ-VAE (one code), RQ-VAE (TIGER, residual levels), "
-        "MoC (N parallel codebooks), ME (one code, scaled by M embedding tables downstream).",
+        "MoC (N parallel codebooks), ME (one code, scaled by M embedding tables downstream), "
+        "RQ-KMeans (residual k-means on the embeddings, training-free).",
     )
     scale: int = Field(
         default=3,
-        description="Codes per item: RQ-VAE levels / MoC codebooks; ME's scaling factor M. Ignored by VQ-VAE. "
-        "The paper's study uses 1, 2, 3 and 7.",
+        description="Codes per item: RQ-VAE / RQ-KMeans levels, MoC codebooks; ME's scaling factor M. Ignored by "
+        "VQ-VAE. The paper's study uses 1, 2, 3 and 7.",
     )
     codebook_size: int = Field(default=VQConfig.codebook_size, description="Codes per codebook (paper: 256).")
     codebook_update: str = Field(default=VQConfig.update.value, description="'loss' (VQ-VAE losses) or 'ema'.")
@@ -38,15 +41,36 @@ class TokenizerParams(Config):
     batch_size: int = Field(default=TrainConfig.batch_size, description="Items per step (paper: 8012).")
     lr: float = Field(default=TrainConfig.lr, description="Adam learning rate (paper: 1e-3).")
     seed: int = Field(default=TrainConfig.seed, description="Seeds weights, k-means, shuffling, restarts.")
+    pca_dim: int = Field(
+        default=RQKMeansConfig.pca_dim,
+        description="RQ-KMeans only: cluster the top principal components of the embeddings (0 = all dimensions). "
+        "RQ-KMeans ignores codebook_update, latent_dim, epochs, batch_size and lr: it has no training loop.",
+    )
 
 
 def tokenizer_config(params: TokenizerParams, input_dim: int) -> TokenizerConfig:
     """The typed config of ``params.kind`` with the asset's settings over the paper defaults."""
-    settings = {
-        "vq": {**config_to_dict(VQConfig()), "codebook_size": params.codebook_size, "update": params.codebook_update},
-        "autoencoder": {**config_to_dict(AutoencoderConfig()), "input_dim": input_dim, "latent_dim": params.latent_dim},
-        "train": {"epochs": params.epochs, "batch_size": params.batch_size, "lr": params.lr, "seed": params.seed},
-    }
+    if params.kind == RQKMeans.kind:
+        settings = {
+            "kmeans": {"codebook_size": params.codebook_size},
+            "pca_dim": params.pca_dim,
+            "input_dim": input_dim,
+            "seed": params.seed,
+        }
+    else:
+        settings = {
+            "vq": {
+                **config_to_dict(VQConfig()),
+                "codebook_size": params.codebook_size,
+                "update": params.codebook_update,
+            },
+            "autoencoder": {
+                **config_to_dict(AutoencoderConfig()),
+                "input_dim": input_dim,
+                "latent_dim": params.latent_dim,
+            },
+            "train": {"epochs": params.epochs, "batch_size": params.batch_size, "lr": params.lr, "seed": params.seed},
+        }
     return scaled_config(params.kind, params.scale, settings)
 
 
@@ -58,8 +82,11 @@ def tokenizer(
     mlflow: MlflowTracking,
     item_embeddings: StageOutput,
 ) -> Output[StageOutput]:
-    """A tokenizer trained on the item embeddings; per-epoch loss, codebook usage and perplexity are logged."""
+    """A tokenizer trained (or, for RQ-KMeans, fitted) on the item embeddings; per-epoch loss, codebook usage and
+    perplexity are logged (a training-free tokenizer logs its fitted state once, as epoch 0)."""
     settings = tokenizer_config(config, input_dim=int(item_embeddings.manifest["dim"]))
+    schedule = train_schedule(settings)
+    last_epoch = schedule.epochs if schedule is not None else 0
 
     with tracked_run(
         context, mlflow, "tokenizer", {"upstream": item_embeddings.fingerprint, **config.model_dump()}
@@ -67,7 +94,7 @@ def tokenizer(
 
         def log_epoch(log: EpochLog) -> None:
             run.log_metrics(flatten_numbers(asdict(log)), step=log.epoch)
-            if log.epoch == 1 or log.epoch % LOG_EVERY_EPOCHS == 0 or log.epoch == settings.train.epochs:
+            if log.epoch in (1, last_epoch) or log.epoch % LOG_EVERY_EPOCHS == 0:
                 usage = ", ".join(f"{u:.0%}" for u in log.usage)
                 context.log.info(
                     f"epoch {log.epoch}: loss {log.loss:.4f}, recon {log.reconstruction_loss:.4f}, usage {usage}"

@@ -1,14 +1,17 @@
-"""The autoencoder every tokenizer shares: MLP encoder -> quantizer -> mirrored MLP decoder.
+"""The shape every tokenizer shares: encoder -> quantizer -> decoder.
 
-A tokenizer differs from another only by its quantizer (one codebook, residual levels, parallel codebooks),
-so the encoder, decoder, loss and the frozen-assignment path live here once, and `vqvae.py`, `rqvae.py`,
-`moc.py` and `multi_embedding.py` only choose the quantizer. A quantizer is any module with
-``forward(z) -> (quantized, codes, loss)``, ``codes_to_vectors(codes)``, ``codebook_vectors(codes)``,
-``initialize(z)`` and a ``layers`` ModuleList of `VectorQuantizer`s.
+A tokenizer differs from another only by its quantizer (one codebook, residual levels, parallel codebooks) and
+by what encodes and decodes around it, so the loss and the frozen-assignment path live here once.
+`vqvae.py`, `rqvae.py`, `moc.py` and `multi_embedding.py` choose a quantizer and put the trained MLP autoencoder
+around it (`mlp_autoencoder`); the training-free `rqkmeans.py` puts a frozen PCA (or nothing) around k-means
+codebooks. A quantizer is any module with ``forward(z) -> (quantized, codes, loss)``, ``codes_to_vectors(codes)``,
+``codebook_vectors(codes)``, ``initialize(z)`` and a ``layers`` ModuleList of codebooks (`VectorQuantizer` or
+`KMeansCodebook`: a ``codebook`` (K, dim) and ``nearest(z)``).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -38,15 +41,22 @@ def mlp(widths: list[int]) -> nn.Sequential:
     """Linear layers through ``widths`` with ReLU between them (none after the last: latents and
     reconstructions are signed)."""
     layers: list[nn.Module] = []
-    for i, (width_in, width_out) in enumerate(zip(widths, widths[1:], strict=False)):
+    for i, (width_in, width_out) in enumerate(itertools.pairwise(widths)):
         if i:
             layers.append(nn.ReLU())
         layers.append(nn.Linear(width_in, width_out))
     return nn.Sequential(*layers)
 
 
+def mlp_autoencoder(config: AutoencoderConfig) -> tuple[nn.Sequential, nn.Sequential]:
+    """The MLP encoder (input -> hidden -> latent) and its mirrored decoder, built in that order."""
+    encoder = mlp([config.input_dim, *config.hidden, config.latent_dim])
+    decoder = mlp([config.latent_dim, *reversed(config.hidden), config.input_dim])
+    return encoder, decoder
+
+
 class TokenizerOutput(NamedTuple):
-    quantized: torch.Tensor  # (batch, latent_dim) decoder input
+    quantized: torch.Tensor  # (batch, code_dim) decoder input
     codes: torch.Tensor  # (batch, n_codes) long
     loss: torch.Tensor  # () reconstruction + quantization
     reconstruction: torch.Tensor  # (batch, input_dim)
@@ -59,11 +69,12 @@ class Tokenizer(nn.Module):
 
     kind = "tokenizer"  # checkpoint tag; each tokenizer class names its own
 
-    def __init__(self, autoencoder: AutoencoderConfig, quantizer: nn.Module) -> None:
+    def __init__(self, input_dim: int, quantizer: nn.Module, encoder: nn.Module, decoder: nn.Module) -> None:
         super().__init__()
-        self.encoder = mlp([autoencoder.input_dim, *autoencoder.hidden, autoencoder.latent_dim])
+        self.input_dim = input_dim  # embedding width the tokenizer reads
+        self.encoder = encoder
         self.quantizer = quantizer
-        self.decoder = mlp([autoencoder.latent_dim, *reversed(autoencoder.hidden), autoencoder.input_dim])
+        self.decoder = decoder
 
     @property
     def n_codes(self) -> int:
@@ -74,10 +85,15 @@ class Tokenizer(nn.Module):
     def codebook_size(self) -> int:
         return self.quantizer.layers[0].codebook_size
 
+    @property
+    def code_dim(self) -> int:
+        """Width of a code vector: the quantized latent's."""
+        return self.quantizer.layers[0].codebook.shape[1]
+
     def run(self, x: torch.Tensor) -> TokenizerOutput:
         """x (batch, input_dim) -> every output and loss term (training logs them separately)."""
-        z = self.encoder(x)  # (batch, latent_dim)
-        quantized, codes, quantization_loss = self.quantizer(z)  # (batch, latent_dim), (batch, n_codes), ()
+        z = self.encoder(x)  # (batch, code_dim)
+        quantized, codes, quantization_loss = self.quantizer(z)  # (batch, code_dim), (batch, n_codes), ()
         reconstruction = self.decoder(quantized)  # (batch, input_dim)
         reconstruction_loss = (x - reconstruction).pow(2).sum(1).mean()
         loss = reconstruction_loss + quantization_loss
@@ -88,16 +104,17 @@ class Tokenizer(nn.Module):
         return output.quantized, output.codes, output.loss
 
     def codes_to_vectors(self, codes: torch.Tensor) -> torch.Tensor:
-        """(batch, n_codes) -> (batch, latent_dim): the quantized latent those codes stand for."""
+        """(batch, n_codes) -> (batch, code_dim): the quantized latent those codes stand for."""
         return self.quantizer.codes_to_vectors(codes)
 
     def codebook_vectors(self, codes: torch.Tensor) -> torch.Tensor:
-        """(batch, n_codes) -> (batch, n_codes, latent_dim): each code's own vector (per-codebook representation)."""
+        """(batch, n_codes) -> (batch, n_codes, code_dim): each code's own vector (per-codebook representation)."""
         return self.quantizer.codebook_vectors(codes)
 
     @torch.no_grad()
     def initialize(self, x: torch.Tensor) -> None:
-        """k-means-initialise the codebooks from the latents of ``x`` (batch, input_dim) at the current weights."""
+        """k-means-initialise the codebooks from the latents of ``x`` (batch, input_dim) at the current weights
+        (for a training-free tokenizer, its whole fit)."""
         self.quantizer.initialize(self.encoder(x))
 
     @torch.no_grad()

@@ -6,13 +6,14 @@ from types import MappingProxyType
 from typing import Any
 
 from ops.quantizers.autoencoder import Tokenizer
-from ops.quantizers.config import config_from_dict
+from ops.quantizers.config import TrainConfig, config_from_dict
 from ops.quantizers.moc import MoC, MoCConfig
 from ops.quantizers.multi_embedding import MultiEmbedding, MultiEmbeddingConfig
+from ops.quantizers.rqkmeans import RQKMeans, RQKMeansConfig
 from ops.quantizers.rqvae import RQVAE, RQVAEConfig
 from ops.quantizers.vqvae import VQVAE, VQVAEConfig
 
-TokenizerConfig = VQVAEConfig | RQVAEConfig | MoCConfig | MultiEmbeddingConfig
+TokenizerConfig = VQVAEConfig | RQVAEConfig | MoCConfig | MultiEmbeddingConfig | RQKMeansConfig
 
 TOKENIZERS: MappingProxyType[str, tuple[type[Tokenizer], type]] = MappingProxyType(
     {
@@ -20,8 +21,11 @@ TOKENIZERS: MappingProxyType[str, tuple[type[Tokenizer], type]] = MappingProxyTy
         RQVAE.kind: (RQVAE, RQVAEConfig),
         MoC.kind: (MoC, MoCConfig),
         MultiEmbedding.kind: (MultiEmbedding, MultiEmbeddingConfig),
+        RQKMeans.kind: (RQKMeans, RQKMeansConfig),
     }
 )
+
+TRAINING_FREE = (RQKMeansConfig,)  # configs whose tokenizer is fitted by its k-means `initialize` alone
 
 
 def kind_of(config: TokenizerConfig) -> str:
@@ -44,8 +48,13 @@ def config_for(kind: str, data: dict[str, Any]) -> TokenizerConfig:
     return config_from_dict(TOKENIZERS[kind][1], data)
 
 
+def train_schedule(config: TokenizerConfig) -> TrainConfig | None:
+    """The gradient-training schedule of ``config``, or None for a training-free tokenizer (RQ-KMeans)."""
+    return None if isinstance(config, TRAINING_FREE) else config.train
+
+
 # the config field that says how many codes (or, for ME, downstream tables) an item gets, per kind
-SCALE_FIELD = MappingProxyType({"rqvae": "levels", "moc": "n_codebooks", "me": "scaling_factor"})
+SCALE_FIELD = MappingProxyType({"rqvae": "levels", "moc": "n_codebooks", "me": "scaling_factor", "rqkmeans": "levels"})
 
 
 def scaled_config(kind: str, scale: int, settings: dict[str, Any]) -> TokenizerConfig:
@@ -55,10 +64,5 @@ def scaled_config(kind: str, scale: int, settings: dict[str, Any]) -> TokenizerC
 
 def scaling_factor(config: TokenizerConfig) -> int:
     """Semantic representations per item downstream: codes per item, or ME's M tables for its one code."""
-    if isinstance(config, MultiEmbeddingConfig):
-        return config.scaling_factor
-    if isinstance(config, RQVAEConfig):
-        return config.levels
-    if isinstance(config, MoCConfig):
-        return config.n_codebooks
-    return 1
+    kind = kind_of(config)
+    return getattr(config, SCALE_FIELD[kind]) if kind in SCALE_FIELD else 1

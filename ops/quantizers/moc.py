@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ops.quantizers.autoencoder import AutoencoderConfig, Tokenizer
+from ops.quantizers.autoencoder import AutoencoderConfig, Tokenizer, mlp_autoencoder
 from ops.quantizers.config import TrainConfig
 from ops.quantizers.vq import VectorQuantizer, VQConfig, quantization_loss, stack_codebook_vectors, straight_through
 
@@ -60,6 +60,6 @@ class MoC(Tokenizer):
     kind = "moc"
 
     def __init__(self, config: MoCConfig) -> None:
-        dim = config.autoencoder.latent_dim
-        super().__init__(config.autoencoder, MixtureQuantizer(dim, config.n_codebooks, config.vq, config.train.seed))
+        quantizer = MixtureQuantizer(config.autoencoder.latent_dim, config.n_codebooks, config.vq, config.train.seed)
+        super().__init__(config.autoencoder.input_dim, quantizer, *mlp_autoencoder(config.autoencoder))
         self.config = config

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ops.quantizers.autoencoder import AutoencoderConfig, Tokenizer
+from ops.quantizers.autoencoder import AutoencoderConfig, Tokenizer, mlp_autoencoder
 from ops.quantizers.config import TrainConfig
 from ops.quantizers.vq import VectorQuantizer, VQConfig
 
@@ -35,5 +35,5 @@ class MultiEmbedding(Tokenizer):
 
     def __init__(self, config: MultiEmbeddingConfig) -> None:
         quantizer = VectorQuantizer(config.autoencoder.latent_dim, config.vq, config.train.seed)
-        super().__init__(config.autoencoder, quantizer)
+        super().__init__(config.autoencoder.input_dim, quantizer, *mlp_autoencoder(config.autoencoder))
         self.config = config

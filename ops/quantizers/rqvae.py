@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ops.quantizers.autoencoder import AutoencoderConfig, Tokenizer
+from ops.quantizers.autoencoder import AutoencoderConfig, Tokenizer, mlp_autoencoder
 from ops.quantizers.config import TrainConfig
 from ops.quantizers.vq import VectorQuantizer, VQConfig, quantization_loss, stack_codebook_vectors, straight_through
 
@@ -37,13 +37,8 @@ class ResidualQuantizer(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList([VectorQuantizer(dim, config, seed + level) for level in range(levels)])
 
-    @torch.no_grad()
     def initialize(self, z: torch.Tensor) -> None:
-        """k-means each level on the residuals the initialised levels before it leave."""
-        residual = z
-        for layer in self.layers:
-            layer.initialize(residual)
-            residual = residual - layer.codebook[layer.nearest(residual)]
+        initialize_residual_levels(self.layers, z)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         residual = z  # (batch, dim)
@@ -64,10 +59,20 @@ class ResidualQuantizer(nn.Module):
         return self.codebook_vectors(codes).sum(1)  # (batch, dim)
 
 
+@torch.no_grad()
+def initialize_residual_levels(layers: nn.ModuleList, z: torch.Tensor) -> None:
+    """k-means each codebook of ``layers`` on the residuals of ``z`` (n, dim) the initialised levels before it
+    leave (any codebook with ``initialize``, ``nearest`` and ``codebook``: RQ-VAE's and RQ-KMeans' levels)."""
+    residual = z
+    for layer in layers:
+        layer.initialize(residual)
+        residual = residual - layer.codebook[layer.nearest(residual)]
+
+
 class RQVAE(Tokenizer):
     kind = "rqvae"
 
     def __init__(self, config: RQVAEConfig) -> None:
-        dim = config.autoencoder.latent_dim
-        super().__init__(config.autoencoder, ResidualQuantizer(dim, config.levels, config.vq, config.train.seed))
+        quantizer = ResidualQuantizer(config.autoencoder.latent_dim, config.levels, config.vq, config.train.seed)
+        super().__init__(config.autoencoder.input_dim, quantizer, *mlp_autoencoder(config.autoencoder))
         self.config = config

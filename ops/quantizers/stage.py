@@ -1,8 +1,9 @@
-"""The tokenizer stage: an embeddings stage version -> a trained tokenizer checkpoint, cached by fingerprint.
+"""The tokenizer stage: an embeddings stage version -> a fitted tokenizer checkpoint, cached by fingerprint.
 
 The version hashes (embeddings version, tokenizer kind and config, code of `ops/quantizers`); a hit loads
-nothing and trains nothing. The folder holds ``tokenizer.pt`` (config + weights), ``history.json`` (the
-per-epoch log) and the manifest with the final losses and per-level usage.
+nothing and trains nothing. The folder holds ``tokenizer.pt`` (config + weights: for RQ-KMeans its PCA layers
+and k-means centroids), ``history.json`` (the per-epoch log; one epoch-0 entry for a training-free tokenizer)
+and the manifest with the final losses, per-level usage and the collision rate.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def train_tokenizer_stage(
     embeddings: StageOutput,
     callback: EpochCallback | None = None,
 ) -> StageOutput:
-    """Train (or find cached) the tokenizer ``config`` describes on an embeddings stage version."""
+    """Train or fit (or find cached) the tokenizer ``config`` describes on an embeddings stage version."""
 
     def build(folder: Path) -> dict[str, Any]:
         item_ids, vectors = read_embeddings(embeddings)

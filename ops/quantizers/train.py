@@ -1,10 +1,14 @@
-"""The one training loop for every tokenizer: seeded, deterministic on the CPU, reporting each epoch.
+"""The one fitting path for every tokenizer: seeded, deterministic on the CPU, reporting each epoch.
 
 Same embeddings + config (seed included) give the same weights and codes: the model is built, k-means
 initialised, shuffled and its dead codes restarted under one forked, seeded RNG, so training neither depends
 on nor disturbs the caller's random state. After every epoch the whole catalogue is re-encoded (frozen
 assignment, as the Semantic-ID table will be) to report per-level codebook usage and perplexity to the
 callback, which is where the Dagster asset logs to MLflow.
+
+A training-free tokenizer (no `train_schedule`: RQ-KMeans) takes the same path up to its k-means
+initialisation, on every item, which is its whole fit; it skips the gradient epochs and reports its fitted
+state once, as epoch 0, with the same figures.
 
 Tokenizers train in float32 whatever `ops.device.placement` prefers for LLMs: nearest-code search in half
 precision ties distinct codes and makes assignments unstable, and these models are small.
@@ -21,15 +25,16 @@ import torch
 
 from ops.device import placement
 from ops.diagnostics.usage import level_usage
-from ops.quantizers.autoencoder import Tokenizer
-from ops.quantizers.kinds import TokenizerConfig, build_tokenizer
+from ops.quantizers.autoencoder import ENCODE_CHUNK, Tokenizer, TokenizerOutput
+from ops.quantizers.config import TrainConfig
+from ops.quantizers.kinds import TokenizerConfig, build_tokenizer, train_schedule
 
 INIT_SAMPLE = 65536  # latents k-means initialisation sees at most (faiss itself keeps <= 256 per centroid)
 
 
 @dataclass(frozen=True)
 class EpochLog:
-    epoch: int  # 1-based
+    epoch: int  # 1-based; 0 = the fitted state of a training-free tokenizer
     loss: float  # item-weighted mean over the epoch's batches, as trained (before the optimizer step)
     reconstruction_loss: float
     quantization_loss: float
@@ -56,28 +61,52 @@ def train_tokenizer(
     device: torch.device | None = None,
 ) -> TrainedTokenizer:
     """Fit the tokenizer ``config`` describes on ``embeddings`` (n_items, input_dim)."""
-    if embeddings.ndim != 2 or embeddings.shape[1] != config.autoencoder.input_dim:
-        raise ValueError(
-            f"embeddings have shape {embeddings.shape}, config expects (n, {config.autoencoder.input_dim})"
-        )
     device = device or placement().device
-    train = config.train
+    schedule = train_schedule(config)
     x = torch.tensor(embeddings, dtype=torch.float32, device=device)  # (n, input_dim), a copy: inputs may be read-only
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(train.seed)
+        if schedule is not None:
+            torch.manual_seed(schedule.seed)
         model = build_tokenizer(config).to(device)
-        shuffle = torch.Generator().manual_seed(train.seed)
-        model.initialize(x[torch.randperm(len(x), generator=shuffle)[:INIT_SAMPLE].to(device)])
-        optimizer = adam(model, train.lr)
-        history = []
-        for epoch in range(1, train.epochs + 1):
-            log, codes = _train_epoch(model, optimizer, x, train.batch_size, shuffle, epoch)
-            history.append(log)
-            if callback is not None:
-                callback(log)
+        if embeddings.ndim != 2 or embeddings.shape[1] != model.input_dim:
+            raise ValueError(f"embeddings have shape {embeddings.shape}, config expects (n, {model.input_dim})")
+        if schedule is None:
+            history, codes = _fit(model, x, callback)
+        else:
+            history, codes = _train(model, x, schedule, callback)
     model.eval()
     return TrainedTokenizer(model, codes, history, time.perf_counter() - start)
+
+
+def _fit(model: Tokenizer, x: torch.Tensor, callback: EpochCallback | None) -> tuple[list[EpochLog], np.ndarray]:
+    """A training-free tokenizer: initialise on every item, then report the fitted state as epoch 0."""
+    start = time.perf_counter()
+    model.initialize(x)
+    seconds = time.perf_counter() - start
+    model.eval()
+    with torch.no_grad():
+        totals = sum(_loss_terms(model.run(chunk)) * len(chunk) for chunk in x.split(ENCODE_CHUNK))
+    log, codes = _report(model, x, 0, totals / len(x), seconds)
+    if callback is not None:
+        callback(log)
+    return [log], codes
+
+
+def _train(
+    model: Tokenizer, x: torch.Tensor, train: TrainConfig, callback: EpochCallback | None
+) -> tuple[list[EpochLog], np.ndarray]:
+    """k-means-initialise on a seeded sample of items, then ``train.epochs`` gradient epochs."""
+    shuffle = torch.Generator().manual_seed(train.seed)
+    model.initialize(x[torch.randperm(len(x), generator=shuffle)[:INIT_SAMPLE].to(x.device)])
+    optimizer = adam(model, train.lr)
+    history = []
+    for epoch in range(1, train.epochs + 1):
+        log, codes = _train_epoch(model, optimizer, x, train.batch_size, shuffle, epoch)
+        history.append(log)
+        if callback is not None:
+            callback(log)
+    return history, codes
 
 
 def adam(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
@@ -103,11 +132,21 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         output.loss.backward()
         optimizer.step()
-        terms = torch.stack([output.loss, output.reconstruction_loss, output.quantization_loss]).detach()
-        totals += terms.cpu().double() * len(batch)
-    seconds = time.perf_counter() - start
+        totals += _loss_terms(output) * len(batch)
+    return _report(model, x, epoch, totals / len(x), time.perf_counter() - start)
+
+
+def _loss_terms(output: TokenizerOutput) -> torch.Tensor:
+    """(3,) float64 on the CPU: loss, reconstruction loss, quantization loss."""
+    return torch.stack([output.loss, output.reconstruction_loss, output.quantization_loss]).detach().cpu().double()
+
+
+def _report(
+    model: Tokenizer, x: torch.Tensor, epoch: int, losses: torch.Tensor, seconds: float
+) -> tuple[EpochLog, np.ndarray]:
+    """The epoch's log: ``losses`` (3,) as given, usage and perplexity of a frozen encoding of every item."""
     codes = model.encode_codes(x).cpu().numpy()  # (n, n_codes)
     usage = level_usage(codes, model.codebook_size)
-    loss, reconstruction, quantization = (totals / len(x)).tolist()
+    loss, reconstruction, quantization = losses.tolist()
     log = EpochLog(epoch, loss, reconstruction, quantization, usage["usage"], usage["perplexity"], seconds)
     return log, codes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ops.quantizers.autoencoder import AutoencoderConfig, Tokenizer
+from ops.quantizers.autoencoder import AutoencoderConfig, Tokenizer, mlp_autoencoder
 from ops.quantizers.config import TrainConfig
 from ops.quantizers.vq import VectorQuantizer, VQConfig
 
@@ -25,5 +25,5 @@ class VQVAE(Tokenizer):
 
     def __init__(self, config: VQVAEConfig) -> None:
         quantizer = VectorQuantizer(config.autoencoder.latent_dim, config.vq, config.train.seed)
-        super().__init__(config.autoencoder, quantizer)
+        super().__init__(config.autoencoder.input_dim, quantizer, *mlp_autoencoder(config.autoencoder))
         self.config = config

@@ -50,9 +50,10 @@ def semantic_ids_stage(
 
     def build(folder: Path) -> dict[str, Any]:
         item_ids, vectors = read_embeddings(embeddings)
-        table = semantic_id_table(item_ids, encode(load_tokenizer(tokenizer), vectors))
+        model = load_tokenizer(tokenizer)
+        table = semantic_id_table(item_ids, encode(model, vectors))
         write_parquet_atomic(table, folder / TABLE)
-        return table_manifest(table, tokenizer, embeddings, version=1, parent=None, run_info=run_info)
+        return table_manifest(table, model, tokenizer, embeddings, version=1, parent=None, run_info=run_info)
 
     return run_cached(output_root, STAGE, version_fingerprint, build)
 
@@ -79,11 +80,12 @@ def append_items_stage(
         item_ids, vectors = read_embeddings(embeddings)
         known = set(old["item_id"].to_list())
         new_rows = [i for i, item_id in enumerate(item_ids) if item_id not in known]
-        codes = encode(load_tokenizer(tokenizer), vectors[new_rows])
+        model = load_tokenizer(tokenizer)
+        codes = encode(model, vectors[new_rows])
         table = extend_table(old, [item_ids[i] for i in new_rows], codes)
         write_parquet_atomic(table, folder / TABLE)
         version = previous.manifest["version"] + 1
-        manifest = table_manifest(table, tokenizer, embeddings, version, previous.fingerprint, run_info)
+        manifest = table_manifest(table, model, tokenizer, embeddings, version, previous.fingerprint, run_info)
         return {**manifest, "n_new_items": len(new_rows)}
 
     return run_cached(output_root, STAGE, version_fingerprint, build)
@@ -103,14 +105,18 @@ def encode(model: Tokenizer, vectors: np.ndarray) -> np.ndarray:
 
 def table_manifest(
     table: pl.DataFrame,
+    model: Tokenizer,
     tokenizer: StageOutput,
     embeddings: StageOutput,
     version: int,
     parent: str | None,
     run_info: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """What a downstream stage or a reader needs to trust a table: provenance, usage and collisions."""
-    codebook_size = tokenizer.manifest["config"]["vq"]["codebook_size"]
+    """What a downstream stage or a reader needs to trust a table: provenance, usage and collisions.
+
+    The codebook size is the frozen ``model``'s: every tokenizer kind has one, whatever its config calls it.
+    """
+    codebook_size = model.codebook_size
     return {
         "version": version,
         "parent": parent,
