@@ -31,6 +31,19 @@ def get_str(record: Mapping[str, Any], field: str, *, required: bool = False) ->
     return value
 
 
+CONTROL_CHARACTER = r"[\x00-\x1f\x7f]"  # NUL, tab, newline...: never part of an id, a sign of a damaged file
+_CONTROL = re.compile(CONTROL_CHARACTER)
+CONTROL_REASON = "the id contains a control character (NUL, tab, newline...)"
+
+
+def get_id(record: Mapping[str, Any], field: str) -> str:
+    """A required, non-blank string id without control characters (a NUL in an id would create a bogus user)."""
+    value = get_str(record, field, required=True)
+    if _CONTROL.search(value):
+        raise RowError(field, f"{CONTROL_REASON}: {value!r:.60}")
+    return value
+
+
 def get_float(record: Mapping[str, Any], field: str, *, required: bool = False) -> float | None:
     """A finite number; numeric strings such as "4.0" are accepted, booleans are not."""
     value = require(record, field) if required else record.get(field)

@@ -11,6 +11,16 @@ import polars as pl
 from ops.ingest.schema import IMPRESSIONS, ITEMS, RAW_INTERACTIONS
 
 
+def first_of_each(frame: pl.DataFrame, key: Sequence[str]) -> tuple[pl.DataFrame, int]:
+    """The first row of each distinct ``key`` (file order kept), and how many later rows were dropped.
+
+    The one way readers drop repeats (exact duplicate rows, reviews copied onto product variants, repeated
+    catalogue records); the count goes to the reader's counters, and from there to the manifest.
+    """
+    kept = frame.unique(list(key), keep="first", maintain_order=True)
+    return kept, frame.height - kept.height
+
+
 def attributes_json(attributes: Mapping[str, Any]) -> str:
     """Canonical JSON (sorted keys, no empty values) so identical input gives identical bytes.
 

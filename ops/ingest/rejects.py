@@ -1,7 +1,12 @@
-"""Keep every refused row, with file, line, field and reason, and decide when a file is too broken to use."""
+"""Keep every refused row, with file, line, field and reason, and decide when a file is too broken to use.
+
+The log is also the ledger of what a reader read: rows per file, and the sha256 of each file's bytes as they were
+parsed, which the normalize stage compares with the digests it cached the result under.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from pathlib import Path
 
@@ -10,21 +15,26 @@ import polars as pl
 from ops.ingest.errors import IngestError
 from ops.ingest.schema import REJECTS
 
-RAW_TEXT_LIMIT = 2000  # characters of a rejected row kept for inspection
-
 
 class RejectLog:
-    """Collects rejected rows across the files of one data set and counts the rows read per file."""
+    """Collects rejected rows across the files of one data set, the rows read per file and each file's digest."""
 
     def __init__(self) -> None:
         self._rows: list[tuple[str, int, str, str, str]] = []
         self.rows_read: Counter[str] = Counter()
+        self.digests: dict[str, str] = {}  # file -> sha256 of the bytes the reader parsed
 
     def add(self, file: Path | str, line: int, field: str, reason: str, raw: bytes | str) -> None:
-        """Record one refused row; ``raw`` is kept (truncated) so nothing is lost."""
+        """Record one refused row with its whole raw text, so nothing is lost."""
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8", errors="replace")
-        self._rows.append((str(file), line, field, reason, raw[:RAW_TEXT_LIMIT]))
+        self._rows.append((str(file), line, field, reason, raw))
+
+    def record_input(self, file: Path | str, content: bytes) -> None:
+        """Note the sha256 of the bytes read from ``file``; a second read that found other bytes fails."""
+        digest = hashlib.sha256(content).hexdigest()
+        if self.digests.setdefault(str(file), digest) != digest:
+            raise IngestError(file, "the file changed while it was read (two reads gave different bytes); re-run")
 
     def count_read(self, file: Path | str, n: int = 1) -> None:
         self.rows_read[str(file)] += n

@@ -21,9 +21,10 @@ from typing import Any
 import polars as pl
 
 from ops.ingest.errors import RowError
-from ops.ingest.fields import get_float, get_int, get_str
-from ops.ingest.frames import attributes_json, has_text_expr, interactions_frame, items_frame, with_missing_items
-from ops.ingest.lines import decode_utf8, iter_json_rows, iter_parsed_lines
+from ops.ingest.fields import get_float, get_id, get_int, get_str
+from ops.ingest.frames import attributes_json, has_text_expr, items_frame, with_missing_items
+from ops.ingest.lines import decode_utf8, iter_parsed_lines
+from ops.ingest.readers.amazon2018 import Review, read_reviews
 from ops.ingest.rejects import RejectLog
 from ops.ingest.result import ReaderResult
 
@@ -34,31 +35,26 @@ _ITEM_FIELDS = ("asin", "title", "description", "brand", "categories", "price")
 def read_amazon2014(reviews: Path, meta: Path | None = None) -> ReaderResult:
     """Interactions in file order (the official files are sorted by asin, not time) and the meta catalogue.
 
+    Repeated reviews are dropped and counted as in the 2018 reader (`read_reviews`: same user, item, text, time).
     The items table holds every meta record plus a text-less placeholder for each reviewed item that the meta
     lacks (all of them without ``meta``), counted as ``textless_items``. A repeated meta asin is rejected;
     its first record is kept.
     """
     rejects = RejectLog()
-    interactions = _reviews(Path(reviews), rejects)
+    interactions, duplicates = read_reviews(Path(reviews), rejects, _review)
     catalogue = _catalogue(Path(meta), rejects) if meta is not None else items_frame([])
     items, textless = with_missing_items(catalogue, interactions, SOURCE)
-    return ReaderResult(items, interactions, rejects, counters={"textless_items": textless})
+    counters = {"duplicate_reviews_dropped": duplicates, "textless_items": textless}
+    return ReaderResult(items, interactions, rejects, counters=counters)
 
 
-def _reviews(path: Path, rejects: RejectLog) -> pl.DataFrame:
-    rows = list(iter_json_rows(path, rejects, _review))
-    if not rows:
-        return interactions_frame([], [])
-    user_ids, item_ids, timestamps, ratings = zip(*rows)
-    return interactions_frame(user_ids, item_ids, timestamps, ratings)
-
-
-def _review(record: dict[str, Any]) -> tuple[str, str, int | None, float | None]:
-    return (
-        get_str(record, "reviewerID", required=True),
-        get_str(record, "asin", required=True),
-        get_int(record, "unixReviewTime"),
-        get_float(record, "overall"),
+def _review(record: dict[str, Any]) -> Review:
+    return Review(
+        user_id=get_id(record, "reviewerID"),
+        item_id=get_id(record, "asin"),
+        timestamp=get_int(record, "unixReviewTime"),
+        rating=get_float(record, "overall"),
+        text=get_str(record, "reviewText"),
     )
 
 
@@ -70,7 +66,7 @@ def _catalogue(path: Path, rejects: RejectLog) -> pl.DataFrame:
 def _meta_item(line: bytes, seen: set[str]) -> dict[str, Any]:
     """One meta line as an ITEMS row; ``seen`` holds the asins read so far (a repeat is refused)."""
     record = _python_literal(line)
-    asin = get_str(record, "asin", required=True)
+    asin = get_id(record, "asin")
     if asin in seen:
         raise RowError("asin", f"duplicate asin {asin!r}; its first record is kept")
     paths = _category_paths(record)

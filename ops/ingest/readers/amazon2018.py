@@ -32,8 +32,8 @@ from typing import Any, NamedTuple
 import polars as pl
 import pyarrow as pa
 
-from ops.ingest.fields import get_float, get_int, get_str, get_str_list, parse_price
-from ops.ingest.frames import attributes_json, has_text_expr, interactions_frame, with_missing_items
+from ops.ingest.fields import get_float, get_id, get_int, get_str, get_str_list, parse_price
+from ops.ingest.frames import attributes_json, first_of_each, has_text_expr, interactions_frame, with_missing_items
 from ops.ingest.lines import iter_json_rows
 from ops.ingest.rejects import RejectLog
 from ops.ingest.result import ReaderResult
@@ -48,8 +48,8 @@ _MAPPED_META_FIELDS = frozenset({"asin", "title", "brand", "category", "descript
 class Review(NamedTuple):
     user_id: str
     item_id: str
-    timestamp: int
-    rating: float
+    timestamp: int | None  # required in 2018/2023, optional in 2014
+    rating: float | None
     text: str | None  # only for telling repeated reviews apart
 
 
@@ -82,21 +82,19 @@ def read_reviews(path: Path, rejects: RejectLog, parse: Callable[[dict[str, Any]
     """Interactions in file order without repeated reviews, and how many repeats were dropped.
 
     A review is (user, item, text, time): the same person's same words on the same item at the same moment are
-    one review, however many product variants it was copied onto.
+    one review, however many product variants it was copied onto (and a file appended to itself adds nothing).
     """
-    first: dict[tuple[str, str, str | None, int], Review] = {}
-    n_reviews = 0
-    for review in iter_json_rows(path, rejects, parse):
-        n_reviews += 1
-        first.setdefault((review.user_id, review.item_id, review.text, review.timestamp), review)
-    users, items, timestamps, ratings, _ = zip(*first.values(), strict=True) if first else ([], [], [], [], [])
-    return interactions_frame(users, items, timestamps, ratings), n_reviews - len(first)
+    reviews = list(iter_json_rows(path, rejects, parse))
+    users, items, timestamps, ratings, texts = zip(*reviews, strict=True) if reviews else ([], [], [], [], [])
+    frame = interactions_frame(users, items, timestamps, ratings).with_columns(text=pl.Series(texts, dtype=pl.String))
+    unique, dropped = first_of_each(frame, ["user_id", "item_id", "text", "timestamp"])
+    return unique.drop("text"), dropped
 
 
 def _review(record: dict[str, Any]) -> Review:
     return Review(
-        user_id=get_str(record, "reviewerID", required=True),
-        item_id=get_str(record, "asin", required=True),
+        user_id=get_id(record, "reviewerID"),
+        item_id=get_id(record, "asin"),
         timestamp=get_int(record, "unixReviewTime", required=True),
         rating=get_float(record, "overall", required=True),
         text=get_str(record, "reviewText"),
@@ -108,7 +106,7 @@ def _catalogue_row(record: dict[str, Any]) -> CatalogueRow:
     if "image" in record:  # 2020 release: same thumbnails as the 2021 release's imageURL
         attributes["imageURL"] = get_str_list(record, "image")
     return CatalogueRow(
-        item_id=get_str(record, "asin", required=True),
+        item_id=get_id(record, "asin"),
         title=get_str(record, "title"),
         brand=get_str(record, "brand"),
         categories=get_str_list(record, "category"),

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ops.ingest.fields import get_float, get_int, get_str, get_str_list
+from ops.ingest.fields import get_float, get_id, get_int, get_str, get_str_list
 from ops.ingest.frames import interactions_frame, with_missing_items
 from ops.ingest.readers.amazon2018 import (
     CatalogueRow,
@@ -56,8 +56,8 @@ def read_amazon2023(reviews: Path | None = None, meta: Path | None = None) -> Re
 
 def _review(record: dict[str, Any]) -> Review:
     return Review(
-        user_id=get_str(record, "user_id", required=True),
-        item_id=get_str(record, "parent_asin", required=True),
+        user_id=get_id(record, "user_id"),
+        item_id=get_id(record, "parent_asin"),
         timestamp=get_int(record, "timestamp", required=True) // 1000,  # milliseconds in this release
         rating=get_float(record, "rating", required=True),
         text=get_str(record, "text"),
@@ -67,7 +67,7 @@ def _review(record: dict[str, Any]) -> Review:
 def _catalogue_row(record: dict[str, Any]) -> CatalogueRow:
     attributes = extra_fields(record, _MAPPED_META_FIELDS)
     return CatalogueRow(
-        item_id=get_str(record, "parent_asin", required=True),
+        item_id=get_id(record, "parent_asin"),
         title=get_str(record, "title"),
         brand=_brand(record),
         categories=get_str_list(record, "categories"),

@@ -10,6 +10,7 @@ into "&". Two producer artefacts mean "no text":
 - its ``clean_text`` turns empty text into ".", so a field that is only dots counts as missing;
 - an item whose meta had neither title nor description gets the placeholders ``title_<idx+1>`` and
   ``description_<idx+1>``. Such items keep no title or description (counter ``placeholder_text_items``).
+A key named twice in one object (a user, an item, or a field of an item) is a reject, never a silent overwrite.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from ops.ingest.errors import RowError
-from ops.ingest.fields import get_int, get_int_list, get_str
+from ops.ingest.fields import get_id, get_int, get_int_list, get_str
 from ops.ingest.frames import attributes_json, has_text_expr, interactions_frame, items_frame, with_missing_items
 from ops.ingest.lines import iter_object_rows, load_json_object
 from ops.ingest.rejects import RejectLog
@@ -46,10 +47,10 @@ def read_lcrec(inter_json: Path, item_json: Path) -> ReaderResult:
 
 
 def _interactions(path: Path, rejects: RejectLog) -> pl.DataFrame:
-    document, decodable = load_json_object(path)
+    document, clean = load_json_object(path, rejects)
     user_ids: list[str] = []
     item_ids: list[str] = []
-    for user, items in iter_object_rows(path, document, decodable, rejects, _user_sequence):
+    for user, items in iter_object_rows(path, document, clean, rejects, "user_id", _user_sequence):
         user_ids.extend([user] * len(items))
         item_ids.extend(items)
     return interactions_frame(user_ids, item_ids)
@@ -68,6 +69,7 @@ def _user_sequence(key: str, value: Any) -> tuple[str, list[str]]:
 
 def _index(record: dict[str, Any], field: str) -> str:
     """A 0-based index, as the canonical decimal string the other file uses for the same id."""
+    get_id(record, field)  # a NUL or other control character is refused as such, not as "not a number"
     index = get_int(record, field, required=True)
     if index < 0:
         raise RowError(field, f"negative index {index}")
@@ -76,8 +78,8 @@ def _index(record: dict[str, Any], field: str) -> str:
 
 def _items(path: Path, rejects: RejectLog) -> tuple[pl.DataFrame, int]:
     """The items table and the number of items whose text was the producer's placeholder."""
-    document, decodable = load_json_object(path)
-    rows = list(iter_object_rows(path, document, decodable, rejects, _item))
+    document, clean = load_json_object(path, rejects)
+    rows = list(iter_object_rows(path, document, clean, rejects, "item_id", _item))
     items = items_frame(row for row, _ in rows).with_columns(has_text_expr().alias("has_text"))
     return items, sum(placeholder for _, placeholder in rows)
 

@@ -17,6 +17,9 @@ impressions are kept, and every referenced id without a news row becomes a text-
 ``textless_items``), so impressions join to items like interactions do.
 
 Both files are read vectorized (`delimited.read_table` + polars); rows that fail a check are rejected by line.
+A behaviors row equal in every field to an earlier one (a file appended to itself) is dropped and counted
+(``duplicate_impressions_dropped``); an id (news, impression, user, or one in a history or impression list)
+holding a control character such as NUL is rejected.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from ops.ingest.delimited import TSV, Table, read_table
-from ops.ingest.frames import attributes_expr, has_text_expr, with_missing_items
+from ops.ingest.frames import attributes_expr, first_of_each, has_text_expr, with_missing_items
 from ops.ingest.rejects import RejectLog
 from ops.ingest.result import ReaderResult
 from ops.ingest.schema import IMPRESSIONS, ITEMS, RAW_INTERACTIONS, conform
@@ -56,7 +59,9 @@ def read_mind(news: Path, behaviors: Path) -> ReaderResult:
     """Items from news.tsv; interactions and the impressions table from behaviors.tsv."""
     rejects = RejectLog()
     items, duplicate_news = _read_news(read_table(Path(news), rejects, TSV, NEWS_COLUMNS))
-    shown = _read_behaviors(read_table(Path(behaviors), rejects, TSV, BEHAVIORS_COLUMNS))
+    behavior_rows = read_table(Path(behaviors), rejects, TSV, BEHAVIORS_COLUMNS)
+    duplicate_impressions = behavior_rows.drop_duplicates()
+    shown = _read_behaviors(behavior_rows)
     impressions = _impressions(shown)
     interactions, duplicate_history = _interactions(shown, impressions)
     referenced = pl.concat([interactions.select("item_id"), impressions.select("item_id")])
@@ -68,6 +73,7 @@ def read_mind(news: Path, behaviors: Path) -> ReaderResult:
         impressions=impressions,
         counters={
             "duplicate_items_dropped": duplicate_news,
+            "duplicate_impressions_dropped": duplicate_impressions,
             "duplicate_history_dropped": duplicate_history,
             "textless_items": textless,
         },
@@ -75,11 +81,11 @@ def read_mind(news: Path, behaviors: Path) -> ReaderResult:
 
 
 def _read_news(table: Table) -> tuple[pl.DataFrame, int]:
-    table.reject(pl.col("news_id").str.strip_chars() == "", "news_id", "required field is empty")
+    table.require_ids(["news_id"])
     for column in ("title_entities", "abstract_entities"):
         _decode_entities(table, column)
     news = table.frame.with_columns(title=nonblank_text("title"), description=nonblank_text("abstract"))
-    unique = news.unique("news_id", keep="first", maintain_order=True)
+    unique, duplicates = first_of_each(news, ["news_id"])
     attributes = {"url": pl.String, "title_entities": _ENTITIES, "abstract_entities": _ENTITIES}
     items = unique.with_columns(
         item_id=pl.col("news_id"),
@@ -89,7 +95,7 @@ def _read_news(table: Table) -> tuple[pl.DataFrame, int]:
         attributes=attributes_expr(pl.Schema(attributes)),
         source=pl.lit(SOURCE),
     ).with_columns(has_text=has_text_expr())
-    return conform(items, ITEMS, "items"), news.height - unique.height
+    return conform(items, ITEMS, "items"), duplicates
 
 
 def _decode_entities(table: Table, column: str) -> None:
@@ -118,8 +124,9 @@ def _decodes(value: str) -> bool:
 
 def _read_behaviors(table: Table) -> pl.DataFrame:
     """One row per impression, validated, with ``timestamp`` (unix seconds) and the split ``history``/``shown``."""
-    for column in ("impression_id", "user_id"):
-        table.reject(pl.col(column).str.strip_chars() == "", column, "required field is empty")
+    table.require_ids(["impression_id", "user_id"])
+    for column in ("history", "impressions"):
+        table.reject_control_characters(column)
     time = pl.col("time").str.strptime(pl.Datetime("us", "UTC"), _TIME_FORMAT, strict=False)
     table.frame = table.frame.with_columns(timestamp=time.dt.epoch("s"))
     table.reject(pl.col("timestamp").is_null(), "time", "expected a time like 11/12/2019 2:14:46 PM")

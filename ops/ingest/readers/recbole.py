@@ -13,6 +13,12 @@ Two parsers, one result:
   module re-parses it record by record and checks every row with the getters. Each reject gets its physical
   line number.
 
+Bad input: a row repeating an earlier one in every field (a file appended to itself) is dropped and counted
+(``duplicate_interactions_dropped``, ``duplicate_items_dropped``); a later row for a known item_id that differs is
+rejected. An id must be non-blank without control characters (NUL...). When the ``.inter`` header declares a
+rating or timestamp column, an empty value there is a reject, not a silent null. A reject keeps its row's raw
+text exactly as written (both parsers).
+
 Text: HTML entities in text columns (title, brand, categories and other token columns) are decoded with
 `html.unescape`. The Amazon conversion kept ``&amp;`` and ``&#39;``, and it spells one category both ways
 ("Home &amp; Kitchen", "Toys & Games").
@@ -22,18 +28,18 @@ from __future__ import annotations
 
 import csv
 import html
-import io
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from ops.ingest.delimited import csv_reader
 from ops.ingest.errors import IngestError, RowError
-from ops.ingest.fields import get_float, get_int, get_str
-from ops.ingest.frames import attributes_expr, has_text_expr, with_missing_items
+from ops.ingest.fields import CONTROL_CHARACTER, get_float, get_id, get_int
+from ops.ingest.frames import attributes_expr, first_of_each, has_text_expr, with_missing_items
 from ops.ingest.lines import read_bytes, undecodable_text
 from ops.ingest.rejects import RejectLog
 from ops.ingest.result import ReaderResult
@@ -41,7 +47,8 @@ from ops.ingest.schema import ITEMS, RAW_INTERACTIONS
 
 SOURCE = "recbole"
 
-# How each column is checked and typed: "id" (required string), "text", "seq" (list of names), "float", "int".
+# How each column is checked and typed: "id" (required string), "text", "seq" (list of names), "float", "int", and
+# "raw" for a column the caller does not keep (compared for duplicates only).
 _KIND_BY_NAME = {
     "user_id": "id",
     "item_id": "id",
@@ -54,11 +61,8 @@ _KIND_BY_NAME = {
     "price": "float",
 }
 _KIND_BY_TYPE = {"token": "text", "token_seq": "seq", "float": "float"}  # other RecBole types stay raw text
-_GETTERS: dict[str, Callable[[dict[str, Any], str], Any]] = {
-    "id": lambda record, name: get_str(record, name, required=True),
-    "float": get_float,
-    "int": get_int,
-}
+_CHECKED = ("id", "float", "int")  # kinds whose values go through the `fields` getters
+_FILLED_INTERACTION_COLUMNS = ("rating", "timestamp")  # present in the header -> every row needs a value
 _QUOTED_NAME = re.compile(r"'[^']*'|\"[^\"]*\"")  # one name of a Python-repr list: 'Makeup' or "Women's"
 _TAB, _NEWLINE = ord("\t"), ord("\n")
 
@@ -71,26 +75,33 @@ def read_recbole(inter: Path, items: Path) -> ReaderResult:
     catalogue lacks gets a text-less placeholder, counted as ``textless_items``.
     """
     rejects = RejectLog()
-    catalogue = read_recbole_items(items, rejects)
-    interactions = _read_atomic(Path(inter), rejects, required=("user_id", "item_id"), columns=RAW_INTERACTIONS)
+    catalogue, duplicate_items = read_recbole_items(items, rejects)
+    interactions, duplicates = _read_atomic(
+        Path(inter), rejects, ("user_id", "item_id"), columns=RAW_INTERACTIONS, filled=_FILLED_INTERACTION_COLUMNS
+    )
     interactions = _with_columns_of(interactions, RAW_INTERACTIONS)
     all_items, textless = with_missing_items(catalogue, interactions, SOURCE)
-    return ReaderResult(all_items, interactions, rejects, counters={"textless_items": textless})
+    counters = {
+        "duplicate_interactions_dropped": duplicates,
+        "duplicate_items_dropped": duplicate_items,
+        "textless_items": textless,
+    }
+    return ReaderResult(all_items, interactions, rejects, counters=counters)
 
 
-def read_recbole_items(path: Path, rejects: RejectLog) -> pl.DataFrame:
-    """The items table of a ``.item`` file (see `read_item_table` and `finish_items`)."""
-    return finish_items(read_item_table(path, rejects), SOURCE)
+def read_recbole_items(path: Path, rejects: RejectLog) -> tuple[pl.DataFrame, int]:
+    """The items table of a ``.item`` file and its count of repeated rows dropped (`read_item_table`)."""
+    table, duplicates = read_item_table(path, rejects)
+    return finish_items(table, SOURCE), duplicates
 
 
-def read_item_table(path: Path, rejects: RejectLog) -> pl.DataFrame:
-    """Typed columns of a ``.item`` file, one row per item in file order; a repeated item_id is rejected.
+def read_item_table(path: Path, rejects: RejectLog) -> tuple[pl.DataFrame, int]:
+    """Typed columns of a ``.item`` file, one row per item in file order, and the number of repeated rows dropped.
 
-    Kept apart from `finish_items` so that a reader (P5) can add columns for `finish_items` to pack into attributes.
+    A row equal to an earlier one is dropped (counted); another row for a known item_id is rejected. Kept apart
+    from `finish_items` so that a reader (P5) can add columns for `finish_items` to pack into attributes.
     """
-    path = Path(path)
-    table = _read_atomic(path, rejects, required=("item_id",))
-    return _first_row_per_item(path, table, rejects).drop("line")
+    return _read_atomic(Path(path), rejects, ("item_id",), key="item_id")
 
 
 def finish_items(table: pl.DataFrame, source: str) -> pl.DataFrame:
@@ -112,23 +123,55 @@ def _with_columns_of(table: pl.DataFrame, schema: pl.Schema | dict[str, pl.DataT
 
 
 def _read_atomic(
-    path: Path, rejects: RejectLog, required: Sequence[str], columns: Collection[str] | None = None
-) -> pl.DataFrame:
-    """Parse, check and type one atomic file: the wanted columns (all by default) plus ``line``."""
-    content = read_bytes(path)
+    path: Path,
+    rejects: RejectLog,
+    required: Sequence[str],
+    columns: Collection[str] | None = None,
+    filled: Collection[str] = (),
+    key: str | None = None,
+) -> tuple[pl.DataFrame, int]:
+    """Parse, check and type one atomic file: the wanted columns (all by default), and the repeats dropped.
+
+    ``required`` columns must be in the header; ``filled`` ones, when present, need a value in every row. Rows
+    equal in every field (those not wanted included) to an earlier row are dropped and counted; then a row whose
+    ``key`` was already seen is rejected.
+    """
+    content = read_bytes(path, rejects)
     names = _header_names(path, content)
     missing = [name for name in required if name not in names]
     if missing:
         raise IngestError(path, f"header has no {', '.join(missing)} column", line=1)
     kinds = {
         name: _KIND_BY_NAME.get(name, _KIND_BY_TYPE.get(declared, "text"))
-        for name, declared in names.items()
         if columns is None or name in columns
+        else "raw"
+        for name, declared in names.items()
     }
-    table = _parse_with_polars(path, content, names, kinds, rejects)
+    source = _Source(content)
+    table = _parse_with_polars(path, content, names, kinds, filled, rejects, source)
     if table is None:
-        table = _parse_with_csv(path, content, names, kinds, rejects)
-    return _typed(table, kinds)
+        table = _parse_with_csv(path, content, names, kinds, filled, rejects, source)
+    if not rejects.rows_read[str(path)]:
+        raise IngestError(path, "no data rows after the header", line=2)
+    table, duplicates = first_of_each(_typed(table, kinds), list(kinds))
+    if key is not None:
+        table = _first_row_per_key(path, table, key, rejects, source)
+    wanted = [name for name, kind in kinds.items() if kind != "raw"]
+    return table.select(wanted), duplicates
+
+
+class _Source:
+    """The physical lines of a file, split on first use: a reject keeps its row's raw text exactly as written."""
+
+    def __init__(self, content: bytes):
+        self._content = content
+        self._lines: list[bytes] | None = None
+
+    def raw(self, line: int, span: int) -> bytes:
+        """The ``span`` physical lines (a quoted field may hold line breaks) from 1-based ``line``."""
+        if self._lines is None:
+            self._lines = self._content.split(b"\n")
+        return b"\n".join(self._lines[line - 1 : line - 1 + span]).removesuffix(b"\r")
 
 
 def _header_names(path: Path, content: bytes) -> dict[str, str]:
@@ -148,22 +191,28 @@ def _header_names(path: Path, content: bytes) -> dict[str, str]:
 
 
 def _parse_with_polars(
-    path: Path, content: bytes, names: dict[str, str], kinds: dict[str, str], rejects: RejectLog
+    path: Path,
+    content: bytes,
+    names: dict[str, str],
+    kinds: dict[str, str],
+    filled: Collection[str],
+    rejects: RejectLog,
+    source: _Source,
 ) -> pl.DataFrame | None:
-    """The wanted columns typed by polars, rows the getters refuse rejected; None if polars can't vouch.
+    """The columns typed by polars plus ``line`` and ``span``, rows the getters refuse rejected; None if it can't vouch.
 
     The TAB and newline bytes must be exactly those the parsed rows account for: ``len(names) - 1`` separators
     and one line break per record, plus those inside quoted fields. A short row, a blank line or a split
     different from `csv`'s breaks the equality, and the `csv` parser then takes over.
     """
-    schema = {name: pl.Float64 if kinds.get(name) in ("float", "int") else pl.String for name in names}
+    schema = {name: pl.Float64 if kinds[name] in ("float", "int") else pl.String for name in names}
     try:
         frame = pl.read_csv(
             content, separator="\t", quote_char='"', has_header=False, skip_rows=1, schema=schema, null_values=[""]
         )
     except pl.exceptions.PolarsError:
         return None
-    text_columns = [name for name, kind in kinds.items() if kind in ("text", "seq")]
+    text_columns = [name for name, kind in kinds.items() if kind in ("text", "seq", "raw")]
     inside = _breaks_inside(frame, text_columns, b'"' in content)
     byte_values = np.frombuffer(content, dtype=np.uint8)
     separators = (frame.height + 1) * (len(names) - 1) + inside["tabs"].sum()
@@ -172,11 +221,12 @@ def _parse_with_polars(
         return None
     rejects.count_read(path, frame.height)
     lines = pl.int_range(2, frame.height + 2, dtype=pl.Int64, eager=True)
+    newlines = pl.zeros(frame.height, dtype=pl.Int64, eager=True)
     if inside["newlines"].sum():  # a record after a quoted line break starts that many lines further down
-        newlines = pl.zeros(frame.height, dtype=pl.Int64, eager=True).scatter(inside["row"], inside["newlines"])
+        newlines = newlines.scatter(inside["row"], inside["newlines"])
         lines += newlines.cum_sum() - newlines
-    frame = frame.select(*kinds).with_columns(lines.alias("line"))
-    return _without_refused(path, frame, kinds, rejects)
+    frame = frame.with_columns(lines.alias("line"), (newlines + 1).alias("span"))
+    return _without_refused(path, frame, kinds, filled, rejects, source)
 
 
 def _breaks_inside(frame: pl.DataFrame, columns: list[str], quoted: bool) -> pl.DataFrame:
@@ -196,44 +246,65 @@ def _breaks_inside(frame: pl.DataFrame, columns: list[str], quoted: bool) -> pl.
     return holding.select(pl.col("row"), **counts).cast(schema)
 
 
-def _without_refused(path: Path, frame: pl.DataFrame, kinds: dict[str, str], rejects: RejectLog) -> pl.DataFrame:
+def _without_refused(
+    path: Path,
+    frame: pl.DataFrame,
+    kinds: dict[str, str],
+    filled: Collection[str],
+    rejects: RejectLog,
+    source: _Source,
+) -> pl.DataFrame:
     """``frame`` less the rows whose checked values look wrong and that the getters refuse (each rejected)."""
-    suspicious = [_suspect(name, kind) for name, kind in kinds.items() if kind in _GETTERS]
+    suspicious = [_suspect(name, kind, name in filled) for name, kind in kinds.items() if kind in _CHECKED]
     suspects = frame.filter(pl.any_horizontal(suspicious)) if suspicious else frame.clear()
     refused = []
     for record in suspects.iter_rows(named=True):
         try:
-            _checked(record, kinds)
+            _checked(record, kinds, filled)
         except RowError as error:
-            rejects.add(path, record["line"], error.field, error.reason, _raw_text(record))
+            rejects.add(path, record["line"], error.field, error.reason, source.raw(record["line"], record["span"]))
             refused.append(record["line"])
     return frame.filter(~pl.col("line").is_in(refused)) if refused else frame
 
 
-def _suspect(name: str, kind: str) -> pl.Expr:
+def _suspect(name: str, kind: str, filled: bool) -> pl.Expr:
     """True where a typed value may break the getters' rules: the getters then look at the row."""
     value = pl.col(name)
     if kind == "id":
-        return value.is_null() | ~value.str.contains(r"\S")
+        return value.is_null() | ~value.str.contains(r"\S") | value.str.contains(CONTROL_CHARACTER)
     bad = ~value.is_finite()
     if kind == "int":
         bad = bad | (value != value.floor())
-    return bad.fill_null(False)
+    return bad.fill_null(filled)
 
 
-def _checked(record: dict[str, Any], kinds: dict[str, str]) -> dict[str, Any]:
+def _checked(record: dict[str, Any], kinds: dict[str, str], filled: Collection[str]) -> dict[str, Any]:
     """The checked values of ``record`` as the getters read them; raises the first getter's `RowError`."""
-    return {name: _GETTERS[kind](record, name) for name, kind in kinds.items() if kind in _GETTERS}
+    checked: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        if kind == "id":
+            checked[name] = get_id(record, name)
+        elif kind == "float":
+            checked[name] = get_float(record, name, required=name in filled)
+        elif kind == "int":
+            checked[name] = get_int(record, name, required=name in filled)
+    return checked
 
 
 def _parse_with_csv(
-    path: Path, content: bytes, names: dict[str, str], kinds: dict[str, str], rejects: RejectLog
+    path: Path,
+    content: bytes,
+    names: dict[str, str],
+    kinds: dict[str, str],
+    filled: Collection[str],
+    rejects: RejectLog,
+    source: _Source,
 ) -> pl.DataFrame:
     """The careful parse: every record checked with the getters, rejects with their physical line numbers."""
     text = content.decode("utf-8", errors="surrogateescape")
     check_encoding = undecodable_text(text)
     positions = {name: position for position, name in enumerate(names)}
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", strict=True)
+    reader = csv_reader(text, delimiter="\t", strict=True)
     next(reader)  # the header, already read by `_header_names`
     rows: list[dict[str, Any]] = []
     while True:
@@ -244,38 +315,35 @@ def _parse_with_csv(
             break
         except csv.Error as error:
             rejects.count_read(path)
-            rejects.add(path, line, "<record>", f"CSV parse error: {error}", _physical_line(text, line))
+            raw = source.raw(line, reader.line_num - line + 1)
+            rejects.add(path, line, "<record>", f"CSV parse error: {error}", raw)
             continue
         if len(fields) <= 1 and not "".join(fields).strip():
             continue  # a blank line is no record
         rejects.count_read(path)
+        span = reader.line_num - line + 1
         try:
-            rows.append(_csv_row(fields, positions, kinds, check_encoding) | {"line": line})
+            rows.append(_csv_row(fields, positions, kinds, filled, check_encoding) | {"line": line, "span": span})
         except RowError as error:
-            rejects.add(path, line, error.field, error.reason, "\t".join(fields).encode(errors="surrogateescape"))
+            rejects.add(path, line, error.field, error.reason, source.raw(line, span))
     schema = {name: pl.Float64 if kind in ("float", "int") else pl.String for name, kind in kinds.items()}
-    return pl.DataFrame(rows, schema=schema | {"line": pl.Int64}, orient="row")
+    return pl.DataFrame(rows, schema=schema | {"line": pl.Int64, "span": pl.Int64}, orient="row")
 
 
 def _csv_row(
-    fields: list[str], positions: dict[str, int], kinds: dict[str, str], check_encoding: bool
+    fields: list[str],
+    positions: dict[str, int],
+    kinds: dict[str, str],
+    filled: Collection[str],
+    check_encoding: bool,
 ) -> dict[str, Any]:
-    """One csv record as the wanted values (empty -> None, checked ones through the getters)."""
+    """One csv record as values by column (empty -> None, checked ones through the getters)."""
     if len(fields) != len(positions):
         raise RowError("<record>", f"expected {len(positions)} tab-separated fields, got {len(fields)}")
     if check_encoding and undecodable_text("\t".join(fields)):
         raise RowError("<encoding>", "invalid UTF-8 bytes in the record")
     record = {name: fields[positions[name]] or None for name in kinds}
-    return record | _checked(record, kinds)
-
-
-def _physical_line(text: str, line: int) -> bytes:
-    return text.split("\n")[line - 1].encode(errors="surrogateescape")
-
-
-def _raw_text(record: dict[str, Any]) -> str:
-    """A rejected row rebuilt from its parsed fields (the polars parse keeps no source text)."""
-    return "\t".join("" if value is None else str(value) for name, value in record.items() if name != "line")
+    return record | _checked(record, kinds, filled)
 
 
 def _typed(table: pl.DataFrame, kinds: dict[str, str]) -> pl.DataFrame:
@@ -326,10 +394,10 @@ def _token_names(value: str) -> list[str]:
     return value.split()
 
 
-def _first_row_per_item(path: Path, table: pl.DataFrame, rejects: RejectLog) -> pl.DataFrame:
-    """Keep the first row of each item_id, which keys the items table; later rows are rejected, not lost."""
-    first = pl.col("item_id").is_first_distinct()
+def _first_row_per_key(path: Path, table: pl.DataFrame, key: str, rejects: RejectLog, source: _Source) -> pl.DataFrame:
+    """Keep the first row of each ``key`` (item_id keys the items table); later rows are rejected, not lost."""
+    first = pl.col(key).is_first_distinct()
     for record in table.filter(~first).iter_rows(named=True):
-        reason = f"duplicate item_id {record['item_id']!r}; its first row is kept"
-        rejects.add(path, record["line"], "item_id", reason, _raw_text(record))
+        reason = f"repeated {key} {record[key]!r} with other values; its first row is kept"
+        rejects.add(path, record["line"], key, reason, source.raw(record["line"], record["span"]))
     return table.filter(first)

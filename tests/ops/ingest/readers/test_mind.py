@@ -86,7 +86,12 @@ def test_fixture_history_then_clicks(fixtures):
         ("U100", "N1003", t3, None),
         ("U100", "N3000", t3, None),
     ]
-    assert result.counters == {"duplicate_items_dropped": 0, "duplicate_history_dropped": 6, "textless_items": 2}
+    assert result.counters == {
+        "duplicate_items_dropped": 0,
+        "duplicate_impressions_dropped": 0,
+        "duplicate_history_dropped": 6,
+        "textless_items": 2,
+    }
     ordered = with_positions(result.interactions).filter(pl.col("user_id") == "U100")
     assert ordered["item_id"].to_list() == ["N1004", "N2000", "N1001", "N3000", "N1002", "N1003", "N3000"]
 

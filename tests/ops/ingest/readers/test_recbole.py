@@ -33,8 +33,8 @@ def with_blank_line(source: Path, target: Path) -> Path:
 
 def test_real_beauty_items_match_provenance(shared_data):
     rejects = RejectLog()
-    items = read_recbole_items(shared_data(BEAUTY) / "Amazon_Beauty.item", rejects)
-    assert len(rejects) == 0
+    items, duplicates = read_recbole_items(shared_data(BEAUTY) / "Amazon_Beauty.item", rejects)
+    assert len(rejects) == 0 and duplicates == 0
     assert items.height == 12_101 and items["item_id"].n_unique() == 12_101
     assert items["title"].null_count() == 7  # PROVENANCE: 7 empty titles
     assert items["brand"].null_count() == 2_098 and items["price"].null_count() == 585
@@ -44,7 +44,7 @@ def test_real_beauty_items_match_provenance(shared_data):
 
 
 def test_real_beauty_quoted_newline_and_tab_titles_stay_one_row(shared_data):
-    items = read_recbole_items(shared_data(BEAUTY) / "Amazon_Beauty.item", RejectLog())
+    items, _ = read_recbole_items(shared_data(BEAUTY) / "Amazon_Beauty.item", RejectLog())
     titles = dict(items.select("item_id", "title").iter_rows())
     assert titles["B0001ZYL3Q"] == "TheraNeem Cream - Original Organix South 2 oz Cream \nVanilla"
     assert titles["B000SDI6MI"].startswith("- \t DESIGNER SKIN ANGEL KIWI PEAR")
@@ -55,7 +55,7 @@ def test_real_beauty_quoted_newline_and_tab_titles_stay_one_row(shared_data):
 
 
 def test_real_beauty_categories_with_apostrophes_and_entities(shared_data):
-    items = read_recbole_items(shared_data(BEAUTY) / "Amazon_Beauty.item", RejectLog())
+    items, _ = read_recbole_items(shared_data(BEAUTY) / "Amazon_Beauty.item", RejectLog())
     categories = dict(items.select("item_id", "categories").iter_rows())
     assert categories["9788072216"] == ["Beauty", "Fragrance", "Women's", "Eau de Parfum"]
     assert categories["9759091062"] == ["Beauty", "Hair Care", "Styling Products", "Creams, Gels & Lotions"]
@@ -66,7 +66,7 @@ def test_real_beauty_categories_with_apostrophes_and_entities(shared_data):
 
 def test_real_beauty_attributes_are_canonical_json(shared_data):
     """The vectorized attributes equal `attributes_json` of the same fields, row by row."""
-    items = read_recbole_items(shared_data(BEAUTY) / "Amazon_Beauty.item", RejectLog())
+    items, _ = read_recbole_items(shared_data(BEAUTY) / "Amazon_Beauty.item", RejectLog())
     for text in items["attributes"].head(500):
         assert text == attributes_json(orjson.loads(text))
 
@@ -74,9 +74,9 @@ def test_real_beauty_attributes_are_canonical_json(shared_data):
 def test_real_beauty_careful_parser_gives_the_same_items(shared_data, tmp_path):
     source = shared_data(BEAUTY) / "Amazon_Beauty.item"
     fast_rejects, careful_rejects = RejectLog(), RejectLog()
-    fast = read_recbole_items(source, fast_rejects)
+    fast, _ = read_recbole_items(source, fast_rejects)
     careful_source = with_blank_line(source, tmp_path / "Amazon_Beauty.item")
-    careful = read_recbole_items(careful_source, careful_rejects)
+    careful, _ = read_recbole_items(careful_source, careful_rejects)
     assert careful.equals(fast)
     assert careful_rejects.rows_read[str(careful_source)] == fast_rejects.rows_read[str(source)] == 12_101
 
@@ -103,7 +103,7 @@ def test_real_beauty_10core_inter_matches_provenance(shared_data):
 
 
 def test_item_columns_are_found_by_name(fixtures):
-    items = read_recbole_items(fixtures / "toys.item", RejectLog())
+    items, _ = read_recbole_items(fixtures / "toys.item", RejectLog())
     rows = {row["item_id"]: row for row in items.iter_rows(named=True)}
     assert list(rows) == [f"TOY000000{n}" for n in range(1, 7)]
     first = rows["TOY0000001"]
@@ -156,7 +156,7 @@ def test_bad_values_are_rejected_with_their_line(fixtures, rejected):
 def test_reject_lines_count_quoted_line_breaks(fixtures, rejected):
     """Parsed by polars: a quoted line break in line 2-3 moves every later record one line down."""
     rejects = RejectLog()
-    items = read_recbole_items(fixtures / "toys_values.item", rejects)
+    items, _ = read_recbole_items(fixtures / "toys_values.item", rejects)
     assert rejected(rejects) == [
         ("toys_values.item", 4, "price"),  # nan
         ("toys_values.item", 6, "item_id"),  # missing
@@ -180,7 +180,7 @@ def test_broken_rows_are_rejected_by_the_careful_parser(fixtures, rejected):
 
 def test_malformed_item_rows_are_rejected(fixtures, rejected):
     rejects = RejectLog()
-    items = read_recbole_items(fixtures / "toys_malformed.item", rejects)
+    items, _ = read_recbole_items(fixtures / "toys_malformed.item", rejects)
     assert rejected(rejects) == [
         ("toys_malformed.item", 3, "price"),
         ("toys_malformed.item", 4, "item_id"),
@@ -208,8 +208,8 @@ def test_invalid_utf8_is_rejected(fixtures, tmp_path, rejected):
 
 def test_blank_line_changes_nothing_but_the_parser(fixtures, tmp_path):
     source = fixtures / "toys.item"
-    careful = read_recbole_items(with_blank_line(source, tmp_path / "toys.item"), RejectLog())
-    assert careful.equals(read_recbole_items(source, RejectLog()))
+    careful, _ = read_recbole_items(with_blank_line(source, tmp_path / "toys.item"), RejectLog())
+    assert careful.equals(read_recbole_items(source, RejectLog())[0])
 
 
 def test_gzip_is_read_and_truncated_gzip_raises(fixtures, gzipped):
