@@ -52,7 +52,11 @@ def write_tables(tables: Tables, folder: Path) -> dict[str, int]:
 
 
 def read_tables(stage: StageOutput) -> Tables:
-    frames = {name: read_parquet(stage.file(f"{name}.parquet")) for name in TABLE_NAMES if stage.file(f"{name}.parquet").exists()}
+    frames = {
+        name: read_parquet(stage.file(f"{name}.parquet"))
+        for name in TABLE_NAMES
+        if stage.file(f"{name}.parquet").exists()
+    }
     return Tables(**frames)
 
 
@@ -73,17 +77,14 @@ def normalize(spec: DatasetSpec, data_root: Path, output_root: Path, config: Nor
     for role, path in paths.items():
         if not path.is_file():
             raise IngestError(path, f"input file for {spec.name!r} ({role}) not found under data root {data_root}")
+    inputs = {role: file_digest(path) for role, path in sorted(paths.items())}
     stage_fingerprint = fingerprint(
-        {
-            "dataset": spec.name,
-            "inputs": {role: file_digest(path) for role, path in sorted(paths.items())},
-            "config": asdict(config),
-            "code": code_version(INGEST_CODE),
-        }
+        {"dataset": spec.name, "inputs": inputs, "config": asdict(config), "code": code_version(INGEST_CODE)}
     )
 
     def build(folder: Path) -> dict[str, Any]:
         result = spec.read(data_root)
+        _check_parsed_bytes(paths, inputs, result.rejects.digests)
         try:
             result.rejects.check(config.max_reject_fraction)
         except IngestError as error:
@@ -105,24 +106,62 @@ def normalize(spec: DatasetSpec, data_root: Path, output_root: Path, config: Nor
     return run_cached(output_root, "normalized", stage_fingerprint, build)
 
 
+def _check_parsed_bytes(paths: dict[str, Path], inputs: dict[str, str], parsed: dict[str, str]) -> None:
+    """Fail unless the reader parsed exactly the bytes the fingerprint was computed from.
+
+    A file replaced between hashing and reading would otherwise be cached under the old file's hash.
+    """
+    for role, path in paths.items():
+        digest = parsed.get(str(path))
+        if digest is None:
+            raise IngestError(path, f"the reader did not read this {role} file through `lines.read_bytes`")
+        if digest != inputs[role]:
+            raise IngestError(
+                path,
+                f"the file changed while it was read (sha256 {inputs[role][:12]} hashed, {digest[:12]} parsed); re-run",
+            )
+
+
 def kcore(upstream: StageOutput, output_root: Path, config: KCoreConfig) -> StageOutput:
-    """The iterative k-core of a normalized data set."""
+    """The iterative k-core of a normalized data set, applied to every table (impressions included)."""
     stage_fingerprint = fingerprint(
         {"upstream": upstream.fingerprint, "config": asdict(config), "code": code_version(INGEST_CODE)}
     )
 
     def build(folder: Path) -> dict[str, Any]:
-        tables, rounds = kcore_tables(read_tables(upstream), config.k)
+        before = read_tables(upstream)
+        tables, rounds = kcore_tables(before, config.k)
         write_tables(tables, folder)
-        return {"dataset": upstream.manifest.get("dataset"), "k": config.k, "rounds": rounds, **table_stats(tables)}
+        dropped = {
+            name: before.frames()[name].height - frame.height
+            for name, frame in tables.frames().items()
+            if name != "rejects"
+        }
+        return {
+            "dataset": upstream.manifest.get("dataset"),
+            "k": config.k,
+            "rounds": rounds,
+            "dropped": dropped,
+            **table_stats(tables),
+        }
 
     return run_cached(output_root, "kcore", stage_fingerprint, build)
 
 
 def splits(upstream: StageOutput, output_root: Path, config: SplitConfig) -> StageOutput:
-    """Leave-one-out and random splits of a k-core, each one table with a ``split`` column."""
+    """Leave-one-out and random splits of a k-core, each one table with a ``split`` column.
+
+    Splits read only the interactions, so they are fingerprinted by those bytes (not by the whole k-core version):
+    an edit of item text makes a new k-core but finds these splits cached.
+    """
+    interactions_digest = file_digest(upstream.file("interactions.parquet"))
     stage_fingerprint = fingerprint(
-        {"upstream": upstream.fingerprint, "config": asdict(config), "code": code_version(INGEST_CODE)}
+        {
+            "dataset": upstream.manifest.get("dataset"),
+            "interactions": interactions_digest,
+            "config": asdict(config),
+            "code": code_version(INGEST_CODE),
+        }
     )
     fractions = (config.train_fraction, config.valid_fraction, config.test_fraction)
 
@@ -135,6 +174,11 @@ def splits(upstream: StageOutput, output_root: Path, config: SplitConfig) -> Sta
         ):
             write_parquet_atomic(table, folder / f"{name}.parquet")
             counts[name] = {row["split"]: row["len"] for row in table.group_by("split").len().iter_rows(named=True)}
-        return {"dataset": upstream.manifest.get("dataset"), "seed": config.seed, "splits": counts}
+        return {
+            "dataset": upstream.manifest.get("dataset"),
+            "interactions_sha256": interactions_digest,
+            "seed": config.seed,
+            "splits": counts,
+        }
 
     return run_cached(output_root, "splits", stage_fingerprint, build)

@@ -78,3 +78,49 @@ def test_kcore_tables_renumbers_positions_and_restricts_items():
 def test_k_must_be_positive():
     with pytest.raises(ValueError):
         kcore_interactions(frame_of([(0, 0)]), 0)
+
+
+def impressions_of(rows: list[tuple[str, str, str, bool]]) -> pl.DataFrame:
+    """(impression_id, user_id, item_id, clicked) rows, slots numbered in order within each impression."""
+    frame = pl.DataFrame(rows, schema=["impression_id", "user_id", "item_id", "clicked"], orient="row")
+    return frame.with_columns(
+        timestamp=pl.lit(0, pl.Int64), slot=pl.int_range(pl.len(), dtype=pl.Int32).over("impression_id")
+    )
+
+
+def test_kcore_drops_impression_rows_of_removed_users_and_items():
+    """The k-core folder holds the same tables after the filter: an impression row needs its user and its item."""
+    items = items_frame({"item_id": f"i{i}", "title": f"t{i}", "has_text": True, "source": "t"} for i in range(4))
+    edges = [(u, i) for u in range(3) for i in range(3)] + [(0, 3), (3, 0)]  # u3 and i3 fall out of the 3-core
+    impressions = impressions_of(
+        [
+            ("a", "u0", "i0", True),
+            ("a", "u0", "i3", False),  # item removed
+            ("a", "u0", "i1", False),
+            ("b", "u3", "i0", True),  # user removed
+            ("c", "u1", "i9", False),  # never interacted with: not in the core
+            ("c", "u1", "i2", True),
+        ]
+    )
+    result = ReaderResult(items=items, interactions=frame_of(edges), rejects=RejectLog(), impressions=impressions)
+    tables, _ = kcore_tables(build_tables(result), k=3)
+    kept = tables.impressions.select("impression_id", "slot", "user_id", "item_id").rows()
+    assert kept == [("a", 0, "u0", "i0"), ("a", 2, "u0", "i1"), ("c", 1, "u1", "i2")]  # slots keep their place
+
+
+def test_real_mind_kcore_keeps_only_impressions_of_its_users_and_items(shared_data):
+    from ops.ingest.readers.mind import read_mind
+
+    folder = shared_data("mind-small-sample")
+    tables = build_tables(read_mind(folder / "news.tsv", folder / "behaviors.tsv"))
+    core, _ = kcore_tables(tables, k=5)
+    impressions = core.impressions
+    assert impressions["item_id"].is_in(core.items["item_id"].implode()).all()
+    assert impressions["user_id"].is_in(core.users["user_id"].implode()).all()
+    assert 0 < impressions.height < tables.impressions.height
+    # every row whose user and item survived is still there
+    survivors = tables.impressions.filter(
+        pl.col("item_id").is_in(core.items["item_id"].implode())
+        & pl.col("user_id").is_in(core.users["user_id"].implode())
+    )
+    assert impressions.equals(survivors)
