@@ -18,7 +18,7 @@ import polars as pl
 import torch
 from torch import nn
 
-from ops.caching import StageOutput, code_version, fingerprint, run_cached
+from ops.caching import StageOutput, code_version, file_digest, fingerprint, run_cached
 from ops.ctr.data import CTRData
 from ops.ctr.features import FeatureConfig, FeatureSpec, SemanticIds, encode_features
 from ops.ctr.labels import LabelConfig, build_samples
@@ -67,10 +67,17 @@ class CTRConfig:
 
 
 def ctr_samples_stage(output_root: Path, kcore: StageOutput, splits: StageOutput, config: LabelConfig) -> StageOutput:
-    """samples.parquet (user_id, item_id, label, split) for the k-core's random split, cached."""
+    """samples.parquet (user_id, item_id, label, split) for the k-core's random split, cached.
+
+    The version hashes only what the samples are built from (the split and, for MIND, the impressions' bytes),
+    not the whole k-core: an edit of item text leaves the samples, and every CTR label, as they were.
+    """
+    impressions_file = kcore.file("impressions.parquet")
+    impressions_digest = file_digest(impressions_file) if impressions_file.is_file() else None
     stage_fingerprint = fingerprint(
         {
-            "kcore": kcore.fingerprint,
+            "dataset": kcore.manifest.get("dataset"),
+            "impressions": impressions_digest,
             "splits": splits.fingerprint,
             "config": dataclasses.asdict(config),
             "code": code_version(CTR_CODE / "labels.py"),
@@ -78,8 +85,7 @@ def ctr_samples_stage(output_root: Path, kcore: StageOutput, splits: StageOutput
     )
 
     def build(folder: Path) -> dict[str, Any]:
-        impressions_file = kcore.file("impressions.parquet")
-        impressions = read_parquet(impressions_file) if impressions_file.is_file() else None
+        impressions = read_parquet(impressions_file) if impressions_digest is not None else None
         samples, mode = build_samples(config, read_parquet(splits.file(SPLIT_TABLE)), impressions)
         write_parquet_atomic(samples, folder / SAMPLES)
         counts = samples.group_by("split", "label").len().sort("split", "label")
@@ -90,6 +96,7 @@ def ctr_samples_stage(output_root: Path, kcore: StageOutput, splits: StageOutput
             "rows": samples.height,
             "counts": {f"{row['split']}/{row['label']}": row["len"] for row in counts.iter_rows(named=True)},
             "kcore": kcore.fingerprint,
+            "impressions_sha256": impressions_digest,
             "splits": splits.fingerprint,
         }
 

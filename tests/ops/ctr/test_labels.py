@@ -1,5 +1,7 @@
 """Labels: sampled negatives never hit a user's interactions, take their positive's split, are drawn once."""
 
+import dataclasses
+
 import polars as pl
 import pytest
 
@@ -32,6 +34,15 @@ def test_negatives_are_stored_once_and_deterministic(gift_cards, tmp_path):
     assert elsewhere.file(SAMPLES).read_bytes() == gift_cards.samples.file(SAMPLES).read_bytes()
     other_seed = ctr_samples_stage(tmp_path, prepared.kcore, prepared.splits, LabelConfig(mode="sampled", seed=1))
     assert not read_samples(other_seed).equals(read_samples(elsewhere))
+
+
+def test_an_edit_of_item_text_keeps_the_samples(gift_cards):
+    """Samples read the split (and MIND's impressions), not the item text: a k-core version that differs only in
+    its items (a new fingerprint, the same interactions) is a cache hit."""
+    prepared = gift_cards.prepared
+    edited_kcore = dataclasses.replace(prepared.kcore, fingerprint="0" * 16)
+    again = ctr_samples_stage(gift_cards.root, edited_kcore, prepared.splits, LabelConfig(mode="sampled"))
+    assert again.cache_hit and again.path == gift_cards.samples.path
 
 
 def test_several_negatives_per_positive_on_a_small_table():
