@@ -11,6 +11,7 @@ from ops.device import cpu_placement
 from ops.embeddings.config import SMOLLM2, TEST_CONFIG, EmbedderConfig, Pooling
 from ops.embeddings.encoder import TransformerEmbedder
 from ops.embeddings.model_cache import is_prepared, prepared_dir
+from tests.ops.embeddings.tiny_decoders import save_tiny_decoder
 
 # Hand-written item texts, in the Amazon template's shape: three pairs of near-duplicates.
 ITEM_TEXTS = [
@@ -56,36 +57,7 @@ def smollm2(smollm2_ready: Path) -> Callable[[Pooling, bool], TransformerEmbedde
 def tiny_opt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialized 2-layer OPT with a word-level tokenizer, saved like a hub checkpoint: exercises the
     hub loading path (``AutoTokenizer``/``AutoModel`` from a directory) with no download."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import OPTConfig, OPTForCausalLM, PreTrainedTokenizerFast
-
-    directory = tmp_path_factory.mktemp("tiny-opt")
-    specials = ["<s>", "<pad>", "</s>", "<unk>"]  # OPT's ids: pad 1, bos = eos 2
-    words = sorted({w for text in ITEM_TEXTS for w in text.replace(";", " ").replace(",", " ").split()})
-    vocab = {token: i for i, token in enumerate(specials + words)}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    backend.post_processor = processors.TemplateProcessing(single="</s> $A", special_tokens=[("</s>", 2)])  # OPT's BOS
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="</s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
-    )
-    tokenizer.save_pretrained(directory)
-    config = OPTConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        word_embed_proj_dim=32,
-        ffn_dim=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=64,
-        pad_token_id=1,
-        bos_token_id=2,
-        eos_token_id=2,
-    )
-    torch.manual_seed(0)
-    OPTForCausalLM(config).save_pretrained(directory)
-    return directory
+    return save_tiny_decoder(tmp_path_factory.mktemp("tiny-opt"), "opt", ITEM_TEXTS)
 
 
 @pytest.fixture(scope="session")
