@@ -36,3 +36,11 @@ MINILM_CONFIG = EmbedderConfig(model=MINILM, pooling=Pooling.MEAN, bidirectional
 
 # Tiny preset for tests and smoke runs: the small always-installed encoder, short inputs, small batches.
 TEST_CONFIG = EmbedderConfig(model=MINILM, pooling=Pooling.MEAN, bidirectional=True, batch_size=4, max_length=32)
+
+
+def llm2vec_config(model_dir: str, batch_size: int = 32, max_length: int = 128) -> EmbedderConfig:
+    """The ``llm2vec`` embedder setting: a decoder adapted by `ops.llm.llm2vec.adapt` (its merged model
+    directory), read bidirectionally and mean-pooled, as LLM2Vec encodes."""
+    return EmbedderConfig(
+        str(model_dir), Pooling.MEAN, bidirectional=True, batch_size=batch_size, max_length=max_length
+    )

@@ -1,0 +1,128 @@
+"""LLM2Vec on the catalogue's item texts: bidirectional attention, then MNTP, then unsupervised SimCSE.
+
+BehnamGhader et al. (2024) turn a decoder into a text encoder in three steps, because the switch alone makes it
+worse (the model was never trained to read later tokens): (1) bidirectional attention, (2) masked next-token
+prediction with LoRA, merged into the weights, (3) unsupervised SimCSE with a fresh LoRA, merged too. `adapt`
+runs (2) and (3) through the one LoRA trainer and writes a plain ``transformers`` model directory that the
+embedder loads like any other (`ops.embeddings.config.llm2vec_config`: bidirectional, mean pooling).
+
+The ``llm2vec`` package (0.2.3, the latest) pins ``transformers<=4.44.2`` and imports attention classes that
+transformers 5 removed (``LlamaFlashAttention2``, ``MistralFlashAttention2``): ``import llm2vec`` fails here, so
+semid implements the recipe itself on `ops.embeddings.attention` (one config flag, probed on the real model),
+with LLM2Vec's hyper-parameters as defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ops.embeddings.config import SMOLLM2
+from ops.llm.language_modeling import next_token_loss
+from ops.llm.lora import LoraLM, LoraSettings, ModelSpec, build, export_merged, read_checkpoint, save_checkpoint
+from ops.llm.mntp import MNTPCollate, MNTPConfig
+from ops.llm.simcse import SimCSEConfig, collate_texts, simcse_loss
+from ops.llm.trainer import StepLog, TrainerConfig, TrainResult, train
+from ops.quantizers.config import config_to_dict
+
+MNTP_CHECKPOINT = "mntp.pt"  # `_run` names each phase's checkpoint after it
+SIMCSE_CHECKPOINT = "simcse.pt"
+MODEL_DIR = "model"  # the merged model, a plain transformers directory
+
+
+@dataclass(frozen=True)
+class LLM2VecConfig:
+    model: str = SMOLLM2  # the decoder to adapt (MoC: LLaMA-3-8B; here the local SmolLM2-135M)
+    mntp: MNTPConfig = field(default_factory=MNTPConfig)
+    simcse: SimCSEConfig = field(default_factory=SimCSEConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)  # LLM2Vec: rank 16, alpha 32, dropout 0.05 (both steps)
+    mntp_training: TrainerConfig = field(
+        default_factory=lambda: TrainerConfig(lr=5e-5, batch_size=32, micro_batch_size=8)
+    )  # LLM2Vec: batch 32, the HF default lr 5e-5, 1000 steps; here one epoch over the items, or the budget
+    simcse_training: TrainerConfig = field(
+        default_factory=lambda: TrainerConfig(lr=3e-5, batch_size=32, micro_batch_size=32)
+    )  # LLM2Vec: batch 128, lr 3e-5; 32 here on a CPU, no accumulation (negatives are the micro-batch's)
+    seed: int = 0  # LoRA initialisation
+
+    @classmethod
+    def test(cls, model: str) -> LLM2VecConfig:
+        training = TrainerConfig(lr=1e-2, batch_size=4, micro_batch_size=4, epochs=2)
+        return cls(model, MNTPConfig.test(), SimCSEConfig.test(), LoraSettings.test(), training, training)
+
+
+@dataclass(frozen=True)
+class LLM2VecResult:
+    model_dir: Path  # load with `llm2vec_config(model_dir)`
+    mntp: TrainResult
+    simcse: TrainResult
+    n_texts: int  # distinct texts trained on
+
+
+PhaseCallback = Callable[[str, StepLog], None]  # ("mntp" | "simcse", the step's log)
+
+
+def adapt(
+    texts: Sequence[str], config: LLM2VecConfig, folder: Path, callback: PhaseCallback | None = None
+) -> LLM2VecResult:
+    """Train both steps on the distinct ``texts``; write the two adapter checkpoints and the merged model into
+    ``folder``."""
+    distinct = list(dict.fromkeys(t for t in texts if t))  # a duplicate would be its own in-batch negative
+    folder = Path(folder)
+
+    mntp_lm = build(ModelSpec(config.model, bidirectional=True, lora=config.lora), seed=config.seed)
+    tokens = _tokenize(mntp_lm, distinct, config.mntp.max_length)
+    collate = MNTPCollate(mntp_lm.tokenizer, config.mntp)
+    mntp = _run("mntp", mntp_lm, tokens, collate, next_token_loss, config.mntp_training, folder, config, callback)
+
+    simcse_spec = ModelSpec(
+        config.model, bidirectional=True, attention_dropout=config.simcse.attention_dropout, lora=config.lora
+    )
+    simcse_lm = build(simcse_spec, merged=[read_checkpoint(folder / MNTP_CHECKPOINT)], seed=config.seed)
+    pad_id = simcse_lm.tokenizer.pad_token_id
+    tokens = _tokenize(simcse_lm, distinct, config.simcse.max_length)
+    loss = simcse_loss(config.simcse.temperature)
+    simcse = _run(
+        "simcse",
+        simcse_lm,
+        tokens,
+        lambda b: collate_texts(b, pad_id),
+        loss,
+        config.simcse_training,
+        folder,
+        config,
+        callback,
+    )
+
+    model_dir = export_merged(read_checkpoint(folder / SIMCSE_CHECKPOINT), folder / MODEL_DIR)
+    return LLM2VecResult(model_dir, mntp, simcse, len(distinct))
+
+
+def _tokenize(lm: LoraLM, texts: list[str], max_length: int) -> list[list[int]]:
+    return lm.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"] if texts else []
+
+
+def _run(
+    phase: str,
+    lm: LoraLM,
+    examples: list[list[int]],
+    collate: Callable[[Sequence[Any]], Any],
+    loss_fn: Callable[..., Any],
+    training: TrainerConfig,
+    folder: Path,
+    config: LLM2VecConfig,
+    callback: PhaseCallback | None,
+) -> TrainResult:
+    """One phase through the trainer, checkpointing to ``<folder>/<phase>.pt`` (the latest state, the final last)."""
+    meta = {"phase": phase, "llm2vec": config_to_dict(config)}
+    path = folder / f"{phase}.pt"
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(lm, path, {**meta, "step": step})
+
+    def on_step(log: StepLog) -> None:
+        if callback is not None:
+            callback(phase, log)
+
+    return train(lm.model, examples, collate, loss_fn, training, on_step, checkpoint, description=f"llm2vec {phase}")
