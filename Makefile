@@ -10,7 +10,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models run retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval clean-outputs help
+.PHONY: setup models run retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval bench-faults clean-outputs help
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -21,9 +21,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[dev]'
 	touch $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# The instance's SQLite schema is created here, once, so two first runs never race to create it.
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
+	$(BIN)/dagster instance migrate > /dev/null
 
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
@@ -53,8 +55,8 @@ test: setup  ## run the test suite (real data from ../shared/data; tests skip wi
 validate: setup  ## check that the Dagster definitions load
 	$(BIN)/dagster definitions validate -m pipelines.definitions
 
-ui: setup  ## open the Dagster UI on http://127.0.0.1:3000
-	$(BIN)/dagster-webserver -m pipelines.definitions -h 127.0.0.1 -p 3000
+ui: setup  ## the Dagster UI on http://127.0.0.1:3000 with its daemon (launched runs, schedules, sensors); Ctrl-C stops both
+	$(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
 
 mlflow-ui: setup  ## open the MLflow UI on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/data/mlflow/mlflow.db -h 127.0.0.1 -p 5000
@@ -77,6 +79,9 @@ bench-ctr: bench-deps  ## MoC scaling study (Tables 1-2) on Beauty; DCNv2/DeepFM
 
 bench-retrieval: bench-deps  ## TIGER (RQ-VAE, MoC tables) and SASRec on Beauty against cornac's; beam search vs generate()
 	$(BIN)/python -m bench.retrieval
+
+bench-faults: setup  ## concurrent main runs + one kill -9 on one output root: complete versions, same bytes, 0 rows lost
+	$(BIN)/python -m bench.faults
 
 clean-outputs:  ## delete run outputs (data/ and the Dagster instance), never inputs
 	rm -rf data .dagster
