@@ -95,10 +95,11 @@ def run_cached(
       (``on_wait`` hears why) and then finds the first one's version: a hit, no work done twice.
     - A published version is never deleted or rewritten; a reader may rely on it for as long as it likes.
     - Temporary folders are cleaned only when no live builder holds their fingerprint's lock, so a killed run's
-      leftovers go at the next build of that stage, and a live build's never.
+      leftovers go at the next call of that stage (a build or a hit), and a live build's never.
     """
     final = Path(output_root) / stage / stage_fingerprint
     if is_complete(final):
+        _remove_dead_temporaries(final.parent, held=None)  # a killed run's leftovers of a version built since
         return StageOutput(stage, stage_fingerprint, str(final), read_manifest(final), cache_hit=True)
     final.parent.mkdir(parents=True, exist_ok=True)
 
@@ -164,7 +165,7 @@ def _lock_file(stage_folder: Path, stage_fingerprint: str) -> Path:
     return stage_folder.parent / ".locks" / stage_folder.name / f"{stage_fingerprint}.lock"
 
 
-def _remove_dead_temporaries(stage_folder: Path, held: str) -> None:
+def _remove_dead_temporaries(stage_folder: Path, held: str | None) -> None:
     """Delete temporary folders whose builder is gone: ours (we hold that lock) and any whose lock is free.
 
     A live builder takes its lock before it creates its temporary folder, so a folder seen here whose lock is

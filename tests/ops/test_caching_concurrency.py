@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ops.caching import MANIFEST, is_complete, run_cached
+from ops.locks import file_lock
 
 VERSION = "00112233aabbccdd"
 PARTS = 5  # files a build writes, one after another
@@ -99,3 +100,15 @@ def test_cleaning_never_touches_a_live_build_of_another_version(tmp_path):
     live.join(120)
     assert live.exitcode == 0
     assert_complete_version(tmp_path)
+
+
+def test_a_cache_hit_removes_a_dead_runs_leftover_but_not_a_live_one(tmp_path):
+    run_cached(tmp_path, "stage", VERSION, lambda folder: slow_build(folder, 0.0))
+    dead = tmp_path / "stage" / f".tmp-{VERSION}-deadbeef"  # a killed run's folder: nobody holds its lock
+    live_version = "1111111122222222"
+    live = tmp_path / "stage" / f".tmp-{live_version}-cafebabe"  # a build in progress: its lock is held
+    dead.mkdir()
+    live.mkdir()
+    with file_lock(tmp_path / ".locks" / "stage" / f"{live_version}.lock"):
+        assert run_cached(tmp_path, "stage", VERSION, lambda folder: {}).cache_hit
+        assert not dead.exists() and live.exists()
