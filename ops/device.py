@@ -7,7 +7,9 @@ faster, and would break the 1e-5 padding-invariance guarantees the tests check).
 
 Training that opts into mixed precision (`Placement.autocast`) runs its matmuls in bfloat16 where the hardware
 has native bfloat16 arithmetic: a bf16-capable GPU, or a CPU with AMX or AVX512-BF16 (TIGER trains 1.6x faster
-under it on this machine's CPU). Weights, optimizer state and reductions stay float32.
+under it on this machine's CPU). Weights, optimizer state and reductions stay float32. `Precision.BF16` forces
+that path on any hardware (emulated, slower, on a CPU without native bf16), so tests check both numeric paths on
+every machine rather than only the one their CPU happens to pick.
 """
 
 from __future__ import annotations
@@ -16,8 +18,17 @@ import contextlib
 import functools
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 
 import torch
+
+
+class Precision(StrEnum):
+    """The numeric path of training steps."""
+
+    AUTO = "auto"  # bf16 autocast where the hardware multiplies bf16 natively, float32 elsewhere
+    BF16 = "bf16"  # bf16 autocast on any hardware (emulated where not native: slower; for tests and comparisons)
+    FLOAT32 = "float32"  # no autocast
 
 
 @dataclass(frozen=True)
@@ -27,11 +38,14 @@ class Placement:
     threads: int  # intra-op CPU threads torch uses (also bounds tokenizer/data work we parallelize)
     autocast_dtype: torch.dtype | None = None  # mixed-precision training dtype; None: the hardware has no fast one
 
-    def autocast(self, enabled: bool = True) -> contextlib.AbstractContextManager[object]:
-        """Mixed-precision region for training steps; a no-op where ``autocast_dtype`` is None or not ``enabled``."""
-        if not enabled or self.autocast_dtype is None:
+    def autocast(self, precision: Precision | str = Precision.AUTO) -> contextlib.AbstractContextManager[object]:
+        """Mixed-precision region for training steps; a no-op for float32, and for AUTO where ``autocast_dtype``
+        is None."""
+        precision = Precision(precision)
+        dtype = torch.bfloat16 if precision == Precision.BF16 else self.autocast_dtype
+        if precision == Precision.FLOAT32 or dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+        return torch.autocast(self.device.type, dtype=dtype)
 
 
 def available_cpus() -> int:
