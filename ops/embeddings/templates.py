@@ -76,14 +76,19 @@ def _field(row: Mapping[str, Any], attributes: Mapping[str, Any], field: str) ->
     return "" if value is None else str(value)
 
 
+def field_values(row: Mapping[str, Any], template: TextTemplate) -> list[str]:
+    """Each field's text in template order, whitespace collapsed, "" where the item has none (LAMIA reads the
+    fields one by one: some make the content, each one a task)."""
+    needs_attributes = any(f.startswith(ATTRIBUTE_PREFIX) for f in template.fields)
+    attributes = json.loads(row["attributes"] or "{}") if needs_attributes else {}
+    return [" ".join(_field(row, attributes, f).split()) for f in template.fields]
+
+
 def render(row: Mapping[str, Any], template: TextTemplate) -> str:
     """One item's text; "" when the item has none (the caller reports it as text-less)."""
     if not row["has_text"]:
         return ""
-    needs_attributes = any(f.startswith(ATTRIBUTE_PREFIX) for f in template.fields)
-    attributes = json.loads(row["attributes"] or "{}") if needs_attributes else {}
-    parts = (" ".join(_field(row, attributes, f).split()) for f in template.fields)  # collapse whitespace
-    return SEPARATOR.join(p for p in parts if p)
+    return SEPARATOR.join(p for p in field_values(row, template) if p)
 
 
 def render_texts(items: pl.DataFrame, template: TextTemplate) -> list[str]:

@@ -33,16 +33,23 @@ def final_states(model: nn.Module, input_ids: torch.Tensor, attention_mask: torc
     return output.last_hidden_state
 
 
-def next_token_loss(model: nn.Module, batch: Batch) -> LossOutput:
-    """Mean cross-entropy of ``labels[:, i]`` given the state at ``i - 1``, over labelled positions (the weight)."""
-    states = final_states(model, batch["input_ids"], batch["attention_mask"])  # (batch, seq, dim)
-    targets = batch["labels"][:, 1:]  # (batch, seq - 1): the label each position predicts
+def shifted_cross_entropy(head: nn.Module, states: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(mean cross-entropy of ``labels[:, i]`` given ``states[:, i - 1]``, labelled positions); states (batch,
+    seq, dim), labels (batch, seq) with -100 where there is no loss. With no label the loss is a graph-connected
+    0 (a 0/0 mean would be NaN)."""
+    targets = labels[:, 1:]  # (batch, seq - 1): the label each position predicts
     picked = targets != IGNORE  # (batch, seq - 1)
     count = int(picked.sum())
     if count == 0:
-        return LossOutput(states.sum() * 0.0, 0.0)
-    logits = decoder_parts(model).head(states[:, :-1][picked])  # (count, vocab)
-    loss = F.cross_entropy(logits.float(), targets[picked])
+        return states.sum() * 0.0, 0
+    logits = head(states[:, :-1][picked])  # (count, vocab)
+    return F.cross_entropy(logits.float(), targets[picked]), count
+
+
+def next_token_loss(model: nn.Module, batch: Batch) -> LossOutput:
+    """Language-model loss over the labelled positions (the weight: so accumulation is exact)."""
+    states = final_states(model, batch["input_ids"], batch["attention_mask"])  # (batch, seq, dim)
+    loss, count = shifted_cross_entropy(decoder_parts(model).head, states, batch["labels"])
     return LossOutput(loss, float(count), {"ce": loss.item()})
 
 
