@@ -1,14 +1,15 @@
 """Tokenizers on the 12,101 Amazon-2014 Beauty items, embedded with all-MiniLM-L6-v2 (384-d, Amazon template).
 
-For VQ-VAE, RQ-VAE, MoC and ME at scaling factors 1x/2x/3x/7x, over several seeds, it measures: training time,
+For VQ-VAE, RQ-VAE, MoC, ME and the training-free RQ-KMeans (its defaults: PCA to 32, k-means++ and 50 Lloyd
+iterations per level) at scaling factors 1x/2x/3x/7x, over several seeds, it measures: training (fit) time,
 per-level codebook usage (goal >= 95% of codes used at every level), collision rate before the suffix (goal
 <= 3% for RQ-VAE 3x256), reconstruction loss, NMI against the top-level category below "Beauty" (per level,
 joint code tuple, and K-Means clusters of the semantic representation), top-10 and tail singular values of the
 semantic representation, and the Pearson correlation between codebooks.
 
-The 1x tokenizers are one model: RQ-VAE with one level and MoC with one codebook are VQ-VAE (a test checks
-they give identical codes), and ME's M tables exist only downstream, so ME at every M uses the VQ-VAE codes.
-They are trained once per seed and reported under each name. The semantic representation is the
+The 1x autoencoder tokenizers are one model: RQ-VAE with one level and MoC with one codebook are VQ-VAE (a test
+checks they give identical codes), and ME's M tables exist only downstream, so ME at every M uses the VQ-VAE
+codes. They are trained once per seed and reported under each name (RQ-KMeans 1x, plain k-means, is its own). The semantic representation is the
 concatenation of each code's codebook vector (n_items, n_codes x 32), the tokenizer-side analogue of the
 paper's concatenated Semantic-ID embeddings.
 
@@ -58,6 +59,7 @@ from ops.ingest.datasets import get_dataset
 from ops.quantizers.autoencoder import AutoencoderConfig, Tokenizer, mlp
 from ops.quantizers.config import TrainConfig, config_to_dict
 from ops.quantizers.moc import MoCConfig
+from ops.quantizers.rqkmeans import RQKMeansConfig
 from ops.quantizers.rqvae import RQVAEConfig
 from ops.quantizers.train import adam, train_tokenizer
 from ops.quantizers.vq import CodebookUpdate, VQConfig
@@ -201,6 +203,7 @@ def main() -> None:
     x = torch.from_numpy(vectors).to(device)
     autoencoder = AutoencoderConfig(input_dim=vectors.shape[1])
     vq = VQConfig()
+    rqkmeans = RQKMeansConfig(input_dim=vectors.shape[1])
     print(f"{len(vectors)} items x {vectors.shape[1]}, {len(set(labels))} categories, device {device}", flush=True)
 
     def configs(seed: int) -> dict[tuple[str, int], Any]:
@@ -210,6 +213,8 @@ def main() -> None:
             if scale > 1:
                 grid["RQ-VAE", scale] = RQVAEConfig(scale, vq, autoencoder, train)
                 grid["MoC", scale] = MoCConfig(scale, vq, autoencoder, train)
+            # training-free, and not VQ-VAE at 1x (plain k-means of the PCA-projected embeddings): a row per scale
+            grid["RQ-KMeans", scale] = dataclasses.replace(rqkmeans, levels=scale, seed=seed)
         return grid
 
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -252,7 +257,7 @@ def main() -> None:
         results[PAPER_RUN] |= {"config": config_to_dict(paper.train), **described}
 
     rows = [table_row(name, results[name]) for name in results if results[name]["method"] == "VQ-VAE"]
-    for method in ("RQ-VAE", "MoC", "ME"):
+    for method in ("RQ-VAE", "MoC", "ME", "RQ-KMeans"):
         rows += [table_row(f"{method} {scale}x", results[f"{method} {scale}x"]) for scale in args.scales]
     if PAPER_RUN in results:
         rows.append(table_row(PAPER_RUN, results[PAPER_RUN]))
@@ -271,6 +276,7 @@ def main() -> None:
             "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 1e-3},
             "vq": config_to_dict(vq),
             "autoencoder": config_to_dict(autoencoder),
+            "rqkmeans": {key: value for key, value in config_to_dict(rqkmeans).items() if key != "levels"},
             "seeds": args.seeds,
         },
         "cluster_counts": list(CLUSTER_COUNTS),
@@ -291,9 +297,14 @@ def main() -> None:
             f"\nRQ-VAE 3x256 (EMA) training: ours {min(ours):.1f} s, vector-quantize-pytorch {min(theirs):.1f} s, "
             f"ratio {min(theirs) / min(ours):.2f} (best of {len(ours)})"
         )
-    write_result(
-        "tokenizers", figures, notes=NOTES.format(epochs=args.epochs, batch=args.batch_size, dead=vq.dead_code_steps)
+    notes = NOTES.format(
+        epochs=args.epochs,
+        batch=args.batch_size,
+        dead=vq.dead_code_steps,
+        pca=rqkmeans.pca_dim,
+        niter=rqkmeans.kmeans.niter,
     )
+    write_result("tokenizers", figures, notes=notes)
 
 
 def table_row(name: str, r: dict[str, Any]) -> dict[str, Any]:
@@ -347,8 +358,10 @@ NOTES = (
     "12,101 items and needs ~10x the epochs (300 at batch 8012 reconstruct as well as 30 at batch 512), too many "
     "for 3 seeds of every tokenizer here; one RQ-VAE 3x run with those defaults is the 'paper batch' row. 1x rows "
     "of RQ-VAE/MoC and all ME rows are the VQ-VAE model (identical by construction); ME's M embedding tables exist "
-    "only in the CTR stage. Times are wall seconds, best over seeds, on a machine shared with other jobs; the "
-    "lucidrains ratio compares back-to-back runs of the same seed."
+    "only in the CTR stage. RQ-KMeans trains nothing: its time is the fit (PCA to {pca} components, then k-means++ "
+    "and {niter} faiss Lloyd iterations per level) and its reconstruction loss the quantization error mapped back "
+    "through PCA. Times are wall seconds, best over seeds, on a machine shared with other jobs; the lucidrains ratio "
+    "compares back-to-back runs of the same seed."
 )
 
 if __name__ == "__main__":

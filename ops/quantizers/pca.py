@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+CHUNK = 65536  # rows per float64 block when accumulating the covariance
+
 
 def pca_layers(input_dim: int, n_components: int) -> tuple[nn.Linear, nn.Linear]:
     """Projection (input_dim -> n_components) and reconstruction (n_components -> input_dim), frozen; `fit_pca`
@@ -42,10 +44,13 @@ def principal_components(x: torch.Tensor, n_components: int) -> tuple[torch.Tens
     largest-magnitude entry is positive: an eigenvector's sign is arbitrary, and this makes the projection a
     function of the data alone, not of the linear-algebra library.
     """
-    data = x.detach().double()  # (n, dim)
-    mean = data.mean(0)  # (dim,)
-    centred = data - mean
-    covariance = centred.T @ centred / max(len(data) - 1, 1)  # (dim, dim)
+    chunks = x.detach().split(CHUNK)  # float64 copies of a chunk at a time, not of the catalogue
+    mean = torch.stack([chunk.double().sum(0) for chunk in chunks]).sum(0) / len(x)  # (dim,)
+    covariance = torch.zeros(len(mean), len(mean), dtype=torch.float64, device=mean.device)  # (dim, dim)
+    for chunk in chunks:
+        centred = chunk.double() - mean
+        covariance += centred.T @ centred
+    covariance /= max(len(x) - 1, 1)
     _, vectors = torch.linalg.eigh(covariance)  # ascending eigenvalues; eigenvectors in columns
     components = vectors[:, -n_components:].flip(1).T  # (n_components, dim), largest variance first
     peaks = components.abs().argmax(1, keepdim=True)  # (n_components, 1)

@@ -5,6 +5,12 @@ clusters what levels 1..l-1 leave (the residuals), so an item's Semantic ID is L
 to its quantized embedding, as in RQ-VAE but with no encoder, decoder or gradient step: the k-means fit in
 `initialize` is the whole training, and the same embeddings and seed give the same codes.
 
+PCA first, by default to 32 components (RQ-VAE's code width, so code vectors are interchangeable downstream):
+k-means on the raw 384-d MiniLM embeddings of Beauty (12,101 items, 3x256) reconstructs best (0.236 vs 0.337)
+but its deeper levels pile items into a few codes (perplexity 104 and 91 of 256 at levels 2-3, against >= 217
+at 32 components), so 23% of the items share their code tuple (9.5% at 32 components, 4.7% at 16, 15% at 64;
+RQ-VAE 3x256: 2.7-3.5%). Level-1 NMI against categories (0.47) and joint NMI (0.41) hardly move with the width.
+
 It is a `Tokenizer` like the others (``forward(x) -> (quantized, codes, loss)``, ``codes_to_vectors``, frozen
 ``encode_codes``), so checkpoints, the tokenizer stage, Semantic-ID tables and every downstream model take it
 unchanged. Its loss terms measure, they train nothing: the quantization loss is k-means' objective (mean squared
@@ -30,7 +36,7 @@ from ops.quantizers.vq import stack_codebook_vectors
 class RQKMeansConfig:
     levels: int = 3  # L residual codebooks = codes per item (TIGER, GRID: 3)
     kmeans: KMeansConfig = field(default_factory=KMeansConfig)  # every level: 256 codes, k-means++, 50 iterations
-    pca_dim: int = 0  # cluster the top principal components (LAMIA: 64); 0 = the embeddings as they are
+    pca_dim: int = 32  # cluster this many top principal components (0 = the raw embeddings); RQ-VAE's code width
     input_dim: int = 384  # embedding width; all-MiniLM-L6-v2's here, the asset sets it from the embedding table
     seed: int = 0  # level l's k-means uses seed + l
 

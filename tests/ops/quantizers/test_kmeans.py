@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ops.diagnostics.nmi import normalized_mutual_info
+from ops.quantizers import kmeans, pca
 from ops.quantizers.kmeans import KMeansCodebook, KMeansConfig, KMeansInit, fit_kmeans, nearest_code
 from ops.quantizers.pca import fit_pca, pca_layers, principal_components
 
@@ -81,9 +82,20 @@ def test_kmeans_needs_at_least_one_point_per_code():
         fit_kmeans(np.zeros((10, 3), np.float32), KMeansConfig(codebook_size=16), seed=0)
 
 
-def test_nearest_code_is_the_euclidean_argmin():
+def test_nearest_code_is_the_euclidean_argmin_in_any_chunking(monkeypatch):
     z, codebook = torch.randn(50, 6), torch.randn(9, 6)
-    assert torch.equal(nearest_code(z, codebook), torch.cdist(z, codebook).argmin(1))
+    expected = torch.cdist(z, codebook).argmin(1)
+    assert torch.equal(nearest_code(z, codebook), expected)
+    monkeypatch.setattr(kmeans, "NEAREST_CHUNK", 7)  # 8 chunks, the last one short
+    assert torch.equal(nearest_code(z, codebook), expected)
+
+
+def test_pca_covariance_accumulated_in_chunks_is_the_whole_one(monkeypatch):
+    x = torch.randn(230, 5) * torch.tensor([4.0, 3.0, 2.0, 1.0, 0.5]) + 2.0
+    whole = principal_components(x, 3)
+    monkeypatch.setattr(pca, "CHUNK", 50)
+    for expected, chunked in zip(whole, principal_components(x, 3), strict=True):
+        assert torch.allclose(expected, chunked, atol=1e-10)
 
 
 def test_pca_finds_the_stretched_axes_and_round_trips_at_full_width():
