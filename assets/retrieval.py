@@ -1,7 +1,8 @@
-"""Generative-retrieval assets: TIGER trained on a Semantic-ID table, its evaluation, and the SASRec baseline."""
+"""Generative-retrieval assets: TIGER and the decoder-only recommender, each trained on a Semantic-ID table and
+evaluated beside the most-popular baseline, and the SASRec baseline."""
 
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from dagster import AssetExecutionContext, Config, Output, asset
 from pydantic import Field
@@ -9,11 +10,19 @@ from pydantic import Field
 from assets.ingest import dataset_partitions
 from assets.publishing import flatten_numbers, pinned_or_upstream, publish, tracked_run
 from ops.caching import StageOutput, existing_version
+from ops.device import Precision
 from ops.quantizers.config import config_to_dict
+from ops.retrieval.decoder import DecoderConfig
 from ops.retrieval.model import TIGERConfig
 from ops.retrieval.sasrec import SASRecConfig
 from ops.retrieval.sequences import SequenceConfig
-from ops.retrieval.stage import evaluate_tiger_stage, train_sasrec_stage, train_tiger_stage
+from ops.retrieval.stage import (
+    evaluate_decoder_stage,
+    evaluate_tiger_stage,
+    train_decoder_stage,
+    train_sasrec_stage,
+    train_tiger_stage,
+)
 from ops.retrieval.train import EpochCallback, EpochLog, TrainConfig
 from ops.semantic_ids.stage import STAGE as SEMANTIC_IDS_STAGE
 from resources import MlflowTracking, StorageResource
@@ -21,10 +30,11 @@ from resources.mlflow_tracking import TrackedRun
 
 GROUP = "retrieval"
 DEFAULT_TRAIN = TrainConfig()
+Model = TypeVar("Model", TIGERConfig, DecoderConfig)
 
 
 class RetrievalTrainParams(Config):
-    """Training settings shared by TIGER and SASRec."""
+    """Training settings shared by every retrieval model."""
 
     max_train_seconds: float = Field(
         default=DEFAULT_TRAIN.max_train_seconds,
@@ -48,22 +58,53 @@ class RetrievalTrainParams(Config):
         )
 
 
-class TigerParams(RetrievalTrainParams):
+class SIDModelParams(RetrievalTrainParams):
+    """Settings shared by the Semantic-ID recommenders (TIGER, the decoder-only model)."""
+
     semantic_ids_version: str = Field(
         default="",
         description="Fingerprint of a stored Semantic-ID table version (data/semantic_ids/<fingerprint>: an RQ-VAE, "
-        "MoC or later LAMIA table) to train on instead of the upstream `semantic_ids` asset's; empty = upstream.",
+        "RQ-KMeans, MoC or LAMIA table) to train on instead of the upstream `semantic_ids` asset's; empty = upstream.",
     )
-    max_history: int = Field(
-        default=SequenceConfig.max_history, description="Last items of a history fed to the encoder."
-    )
+    max_history: int = Field(default=SequenceConfig.max_history, description="Last items of a history the model reads.")
     user_buckets: int = Field(default=SequenceConfig.user_buckets, description="Hashed user tokens (0 = none).")
-    batch_size: int = Field(default=DEFAULT_TRAIN.batch_size, description="Training examples per AdamW step.")
-    lr: float = Field(default=DEFAULT_TRAIN.lr, description="Peak AdamW learning rate (warm-up, then inverse sqrt).")
-    mixed_precision: bool = Field(
-        default=DEFAULT_TRAIN.mixed_precision,
-        description="bf16 autocast of the training steps where the hardware multiplies bf16 natively (a CPU with AMX "
-        "or AVX512-BF16, a recent GPU); weights stay float32. False: float32 throughout.",
+    lr: float = Field(
+        default=DEFAULT_TRAIN.lr,
+        description="Peak AdamW learning rate: linear warm-up over the first 5% of the budget, cosine decay to 10% of "
+        "it by the end of the budget.",
+    )
+    precision: str = Field(
+        default=DEFAULT_TRAIN.precision.value,
+        description="'auto': bf16 autocast of the training steps where the hardware multiplies bf16 natively (a CPU "
+        "with AMX or AVX512-BF16, a recent GPU), float32 elsewhere; 'bf16': bf16 autocast everywhere (emulated, "
+        "slower, where not native); 'float32': no autocast. Weights stay float32.",
+    )
+
+    batch_size: int = Field(default=TIGERConfig().train.batch_size, description="Training examples per AdamW step.")
+
+    def settings(self, defaults: Model) -> Model:
+        """``defaults`` (a TIGER or decoder config) with these settings applied."""
+        train = replace(
+            self.applied_to(defaults.train), batch_size=self.batch_size, lr=self.lr, precision=Precision(self.precision)
+        )
+        return replace(defaults, sequence=SequenceConfig(self.max_history, self.user_buckets), train=train)
+
+
+class TigerParams(SIDModelParams):
+    pass
+
+
+class DecoderParams(SIDModelParams):
+    batch_size: int = Field(
+        default=DecoderConfig().train.batch_size,
+        description="User windows per AdamW step (each trains all its next-item targets: ~6.6 on Beauty).",
+    )
+    level_embedding: bool = Field(
+        default=DecoderConfig.level_embedding, description="Add a learned vector per Semantic-ID level to its tokens."
+    )
+    init_from_codes: bool = Field(
+        default=DecoderConfig.init_from_codes,
+        description="Start the code tokens' embeddings from the tokenizer's code vectors (PCA + random rotation).",
     )
 
 
@@ -86,22 +127,8 @@ def tiger_model(
 ) -> Output[StageOutput]:
     """TIGER (T5 encoder-decoder, 4+4 layers) trained from scratch to generate the next item's Semantic ID;
     early stopping on validation Recall@10, per-epoch loss and validation metrics in MLflow."""
-    table = pinned_or_upstream(storage.output_path, SEMANTIC_IDS_STAGE, config.semantic_ids_version, semantic_ids)
-    defaults = TIGERConfig()
-    settings = replace(
-        defaults,
-        sequence=SequenceConfig(config.max_history, config.user_buckets),
-        train=replace(
-            config.applied_to(defaults.train),
-            batch_size=config.batch_size,
-            lr=config.lr,
-            mixed_precision=config.mixed_precision,
-        ),
-    )
-    params = {"splits": dataset_splits.fingerprint, "semantic_ids": table.fingerprint, **config_to_dict(settings)}
-    with tracked_run(context, mlflow, "tiger_model", params) as run:
-        output = train_tiger_stage(storage.output_path, dataset_splits, table, settings, _epoch_logger(context, run))
-        return publish(context, run, output)
+    settings = config.settings(TIGERConfig())
+    return _train(context, "tiger_model", config, settings, storage, mlflow, dataset_splits, semantic_ids)
 
 
 @asset(group_name=GROUP, partitions_def=dataset_partitions)
@@ -113,13 +140,43 @@ def retrieval_eval(
     tiger_model: StageOutput,
     dataset_splits: StageOutput,
 ) -> Output[StageOutput]:
-    """Recall/NDCG@5/10/20 of TIGER over every test user with trie-constrained beam search; every returned item
-    is checked against the Semantic-ID table version named in the metadata (`invalid_items` must be 0)."""
-    table = existing_version(storage.output_path, SEMANTIC_IDS_STAGE, tiger_model.manifest["sid_table"]["fingerprint"])
-    params = {"model": tiger_model.fingerprint, "semantic_ids": table.fingerprint, "beams": config.beams}
-    with tracked_run(context, mlflow, "retrieval_eval", params) as run:
-        output = evaluate_tiger_stage(storage.output_path, tiger_model, dataset_splits, table, config.beams)
-        return publish(context, run, output)
+    """Recall/NDCG@5/10/20 of TIGER over every test user with trie-constrained beam search, beside the
+    most-popular baseline on the same users; every returned item is checked against the Semantic-ID table version
+    named in the metadata (`invalid_items` must be 0)."""
+    return _evaluate(context, "retrieval_eval", config, storage, mlflow, tiger_model, dataset_splits)
+
+
+@asset(group_name=GROUP, partitions_def=dataset_partitions)
+def decoder_model(
+    context: AssetExecutionContext,
+    config: DecoderParams,
+    storage: StorageResource,
+    mlflow: MlflowTracking,
+    dataset_splits: StageOutput,
+    semantic_ids: StageOutput,
+) -> Output[StageOutput]:
+    """The decoder-only Semantic-ID recommender (a 4-layer causal LM from scratch, TIGER's width) trained on every
+    next-item target of a user in one pass; early stopping on validation Recall@10, per-epoch metrics in MLflow."""
+    settings = replace(
+        config.settings(DecoderConfig()),
+        level_embedding=config.level_embedding,
+        init_from_codes=config.init_from_codes,
+    )
+    return _train(context, "decoder_model", config, settings, storage, mlflow, dataset_splits, semantic_ids)
+
+
+@asset(group_name=GROUP, partitions_def=dataset_partitions)
+def decoder_eval(
+    context: AssetExecutionContext,
+    config: EvalParams,
+    storage: StorageResource,
+    mlflow: MlflowTracking,
+    decoder_model: StageOutput,
+    dataset_splits: StageOutput,
+) -> Output[StageOutput]:
+    """Recall/NDCG@5/10/20 of the decoder-only model over every test user with the cached trie-constrained beam
+    search, beside the most-popular baseline; `invalid_items` (checked against the table) must be 0."""
+    return _evaluate(context, "decoder_eval", config, storage, mlflow, decoder_model, dataset_splits)
 
 
 @asset(group_name=GROUP, partitions_def=dataset_partitions)
@@ -151,3 +208,43 @@ def _epoch_logger(context: AssetExecutionContext, run: TrackedRun) -> EpochCallb
         )
 
     return log_epoch
+
+
+TRAIN_STAGES = {"tiger_model": train_tiger_stage, "decoder_model": train_decoder_stage}
+EVAL_STAGES = {"retrieval_eval": evaluate_tiger_stage, "decoder_eval": evaluate_decoder_stage}
+
+
+def _train(
+    context: AssetExecutionContext,
+    name: str,
+    config: SIDModelParams,
+    settings: TIGERConfig | DecoderConfig,
+    storage: StorageResource,
+    mlflow: MlflowTracking,
+    splits: StageOutput,
+    semantic_ids: StageOutput,
+) -> Output[StageOutput]:
+    """Train the Semantic-ID model ``name`` on the pinned table version, or else the upstream one."""
+    table = pinned_or_upstream(storage.output_path, SEMANTIC_IDS_STAGE, config.semantic_ids_version, semantic_ids)
+    params = {"splits": splits.fingerprint, "semantic_ids": table.fingerprint, **config_to_dict(settings)}
+    with tracked_run(context, mlflow, name, params) as run:
+        train = TRAIN_STAGES[name]
+        output = train(storage.output_path, splits, table, settings, _epoch_logger(context, run))
+        return publish(context, run, output)
+
+
+def _evaluate(
+    context: AssetExecutionContext,
+    name: str,
+    config: EvalParams,
+    storage: StorageResource,
+    mlflow: MlflowTracking,
+    model: StageOutput,
+    splits: StageOutput,
+) -> Output[StageOutput]:
+    """Evaluate a trained Semantic-ID model on the exact table version it was trained on."""
+    table = existing_version(storage.output_path, SEMANTIC_IDS_STAGE, model.manifest["sid_table"]["fingerprint"])
+    params = {"model": model.fingerprint, "semantic_ids": table.fingerprint, "beams": config.beams}
+    with tracked_run(context, mlflow, name, params) as run:
+        output = EVAL_STAGES[name](storage.output_path, model, splits, table, config.beams)
+        return publish(context, run, output)

@@ -1,22 +1,30 @@
-"""Generative retrieval on Amazon 2014 Beauty (leave-one-out, all 22,363 users), against cornac 3.0.1.
+"""Generative retrieval on Amazon 2014 Beauty (leave-one-out, all 22,363 test users): which Semantic-ID tokenizer
+helps recommendation, next to the most-popular and SASRec baselines. Every trained model gets the same wall-clock
+budget on the whole machine (all cores), one model after another.
 
-Each model gets the same wall-clock training budget on this CPU; the table says what it bought (epochs,
-training examples/s) and what it scored (Recall/NDCG@5/10/20 over every test user):
+The benchmark runs in parts, in any number of invocations; every trained model is a cached stage, so a part that
+was interrupted resumes from scratch only for the model it was training, and a finished one returns at once:
 
-- semid TIGER on the RQ-VAE 3x256 table and on the MoC 3x256 table (the main job's tokenizer settings),
-  evaluated with the trie-constrained beam search (20 beams), every returned item checked against the table;
-- semid SASRec (full-softmax cross-entropy, full ranking);
-- cornac's TIGER (its own Semantic IDs from the same MiniLM vectors, its own beam search) and SASRec, through
-  `bench/cornac_baseline.py`, on the same split and budget.
+    most_popular        train-set popularity, the same list for every user
+    sasrec              SASRec (full-softmax cross-entropy, full ranking)
+    decoder:<kind>      the decoder-only Semantic-ID model on the <kind> 3x256 table (rqvae, rqkmeans, moc, ...)
+    tiger:<kind>        TIGER on the <kind> 3x256 table
+    speed:<kind>        training targets/s of the decoder-only model vs TIGER at the same width and depth,
+                        interleaved in one process on the same batches, and both models' decoding users/s
+    decoding:<kind>     semid's beam search vs `generate(prefix_allowed_tokens_fn=...)` on the TIGER of tiger:<kind>
+    cornac              cornac's TIGER and SASRec on the same split and budget (`make bench-deps`)
 
-It also decodes the same test users with semid's beam search and with `transformers`' `generate(num_beams=20,
-prefix_allowed_tokens_fn=...)` on the same trained TIGER, and reports users/s of both and whether they agree.
+Each invocation merges what it ran into bench/results/<name>.json under ``figures.parts`` (one record per part
+and seed: budget, epochs, next-item targets seen and per second, metrics, invalid items, versions, command,
+date), keeping every earlier part, and rebuilds ``figures.rows``: one row per model and table, mean and std over
+its seeds.
 
-    make bench-retrieval                                  # = python -m bench.retrieval; bench/results/retrieval.json
-    python -m bench.retrieval --budget-minutes 5 --skip-cornac     # a quicker look
+    python -m bench.retrieval --parts most_popular sasrec decoder:rqvae decoder:rqkmeans decoder:moc tiger:moc
+    python -m bench.retrieval --parts decoder:moc sasrec --seeds 0 1 2    # the best Semantic-ID model, 3 seeds
+    python -m bench.retrieval --parts speed:rqvae --speed-seconds 60      # the training-speed ratio alone
+    python -m bench.retrieval --parts decoder:rqvae --budget-minutes 1 --users 2000 --name retrieval-smoke
 """
 
-# ruff: noqa: E402  (the OpenMP setting must precede torch's import)
 from __future__ import annotations
 
 import os
@@ -24,36 +32,47 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see ops/__init__.py; set for cornac's side too
 
 import argparse
+import datetime as dt
 import json
+import shlex
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 
 from bench.common import RESULTS, print_table, write_result
-from ops.caching import StageOutput, existing_version
+from ops.caching import StageOutput, fingerprint, run_cached
 from ops.device import placement
 from ops.embeddings.stage import read_embeddings
 from ops.pipeline import Prepared, prepare, semantic_id_version
 from ops.quantizers.kinds import scaled_config
-from ops.retrieval.beam_search import decode_users
+from ops.retrieval import decoder as decoder_model
+from ops.retrieval import tiger as tiger_model
+from ops.retrieval.causal import next_item_task, training_windows
+from ops.retrieval.cpu_training import prepare_for_cpu_training
+from ops.retrieval.decoder import DecoderConfig, build_decoder
 from ops.retrieval.metrics import recall_ndcg, target_ranks
-from ops.retrieval.model import TIGERConfig, load_tiger
+from ops.retrieval.model import TIGERConfig, build_tiger, load_tiger
 from ops.retrieval.sasrec import SASRecConfig
+from ops.retrieval.sid_data import SIDData
 from ops.retrieval.stage import (
     CHECKPOINT,
     HISTORY,
     SPLIT_TABLE,
+    evaluate_decoder_stage,
     evaluate_tiger_stage,
+    most_popular_stage,
+    train_decoder_stage,
     train_sasrec_stage,
     train_tiger_stage,
 )
-from ops.retrieval.tiger import TigerData
-from ops.retrieval.train import EpochLog
+from ops.retrieval.train import EpochLog, Task, TrainConfig, seeded
 from ops.semantic_ids.stage import read_table
 from ops.tables import read_parquet
 
@@ -62,76 +81,144 @@ DATA_ROOT = Path(os.environ.get("SEMID_DATA_ROOT", REPO_ROOT.parent / "shared" /
 OUTPUT_ROOT = REPO_ROOT / "data"
 DATASET = "amazon2014-beauty"
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20")
+SCALE = 3  # codes per item of every table compared (the paper's and TIGER's 3 levels of 256)
+BEAMS = 20  # items returned per user: metrics at 5, 10 and 20
 # cornac's own RQ-VAE takes 25-65 min on this CPU before TIGER's budget starts; its residual k-means, 74 s
 CORNAC_TOKENIZER = "rkmeans"
-WARMUP_STEPS = 100  # a CPU budget buys a few hundred steps: TrainConfig's 1000-step warm-up would never end
+SUMMARY_KEYS = (*METRICS, "targets_per_s", "epochs_completed", "examples_seen", "train_s", "decode_users_per_s")
 
 
-def tiger(prepared: Prepared, kind: str, budget: float) -> tuple[dict[str, Any], StageOutput, StageOutput]:
-    """Train (cached) and evaluate TIGER on the ``kind`` 3x256 table: (result row, model stage, table stage)."""
-    _, table = semantic_id_version(OUTPUT_ROOT, prepared.embeddings, scaled_config(kind, 3, {}))
-    defaults = TIGERConfig()
-    config = replace(defaults, train=replace(defaults.train, max_train_seconds=budget, warmup_steps=WARMUP_STEPS))
-    print(f"TIGER on {kind} table {table.fingerprint}: training for at most {budget:.0f} s", flush=True)
-    model = train_tiger_stage(OUTPUT_ROOT, prepared.splits, table, config, _progress(f"TIGER {kind}"))
-    evaluation = evaluate_tiger_stage(OUTPUT_ROOT, model, prepared.splits, table, beams=20)
-    m, e = model.manifest, evaluation.manifest
-    row = {
-        "model": f"semid TIGER ({kind} 3x256)",
-        **{key: e["test"][key] for key in METRICS},
-        "train_s": m["train_seconds"],
-        "epochs": m["epochs"],
-        "epochs_completed": _epochs_completed(model),
-        "samples_per_s": m["train_samples_per_s"],
-        "stopped": m["stopped"],
+@dataclass(frozen=True)
+class Setting:
+    """What every part of one invocation shares."""
+
+    prepared: Prepared
+    splits: StageOutput  # the data set's split, or a seeded subset of its users (--users)
+    budget: float  # training seconds of every trained model
+
+    def table(self, kind: str) -> StageOutput:
+        """The ``kind`` 3x256 Semantic-ID table of the data set's items (built and cached on first use)."""
+        _, table = semantic_id_version(OUTPUT_ROOT, self.prepared.embeddings, scaled_config(kind, SCALE, {}))
+        return table
+
+    def data(self, kind: str, sequence: Any) -> SIDData:
+        table = self.table(kind)
+        split = read_parquet(self.splits.file(SPLIT_TABLE))
+        return SIDData.build(split, read_table(table), table.manifest["codebook_size"], sequence)
+
+
+def most_popular(setting: Setting) -> dict[str, Any]:
+    stage = most_popular_stage(OUTPUT_ROOT, setting.splits)
+    return {"model": "most popular", **_metrics(stage.manifest["test"]), "eval_users": stage.manifest["n_test_users"]}
+
+
+def sasrec(setting: Setting, seed: int) -> dict[str, Any]:
+    defaults = SASRecConfig()
+    config = replace(defaults, train=replace(defaults.train, max_train_seconds=setting.budget, seed=seed))
+    stage = train_sasrec_stage(OUTPUT_ROOT, setting.splits, config, _progress(f"SASRec seed {seed}"))
+    m = stage.manifest
+    return {"model": "semid SASRec", **_metrics(m["test"]), **_fitted(stage), "eval_users": m["n_test_users"]}
+
+
+def sid_model(setting: Setting, name: str, kind: str, seed: int) -> dict[str, Any]:
+    """Train (cached) and evaluate the Semantic-ID model ``name`` ("decoder" or "tiger") on the ``kind`` table."""
+    table = setting.table(kind)
+    defaults = DecoderConfig() if name == "decoder" else TIGERConfig()
+    config = replace(defaults, train=replace(defaults.train, max_train_seconds=setting.budget, seed=seed))
+    train, evaluate = {
+        "decoder": (train_decoder_stage, evaluate_decoder_stage),
+        "tiger": (train_tiger_stage, evaluate_tiger_stage),
+    }[name]
+    print(f"{name} on {kind} table {table.fingerprint}, seed {seed}: at most {setting.budget:.0f} s", flush=True)
+    model = train(OUTPUT_ROOT, setting.splits, table, config, _progress(f"{name} {kind} seed {seed}"))
+    evaluation = evaluate(OUTPUT_ROOT, model, setting.splits, table, beams=BEAMS)
+    e = evaluation.manifest
+    return {
+        "model": f"semid {'decoder-only' if name == 'decoder' else 'TIGER'} ({kind} {SCALE}x256)",
+        **_metrics(e["test"]),
+        **_fitted(model),
         "invalid_items": e["invalid_items"],
         "users_short_of_20": e["users_short_of_k"],
         "eval_users": e["n_users"],
         "decode_users_per_s": e["decode_users_per_s"],
+        "most_popular_recall@10": e["most_popular"]["recall@10"],
         "sid_table": table.fingerprint,
         "collision_rate": table.manifest["collisions"]["collision_rate"],
-        "model_version": model.fingerprint,
-    }
-    return row, model, table
-
-
-def sasrec(prepared: Prepared, budget: float) -> dict[str, Any]:
-    defaults = SASRecConfig()
-    config = replace(defaults, train=replace(defaults.train, max_train_seconds=budget))
-    print(f"SASRec: training for at most {budget:.0f} s", flush=True)
-    stage = train_sasrec_stage(OUTPUT_ROOT, prepared.splits, config, _progress("SASRec"))
-    m = stage.manifest
-    return {
-        "model": "semid SASRec",
-        **{key: m["test"][key] for key in METRICS},
-        "train_s": m["train_seconds"],
-        "epochs": m["epochs"],
-        "epochs_completed": _epochs_completed(stage),
-        "samples_per_s": m["train_samples_per_s"],
-        "stopped": m["stopped"],
-        "eval_users": m["n_test_users"],
+        "eval_version": evaluation.fingerprint,
     }
 
 
-def decoding(prepared: Prepared, model_stage: StageOutput, table: StageOutput, n_users: int) -> dict[str, Any]:
-    """Users/s of semid's beam search and of `generate(prefix_allowed_tokens_fn=...)`, same model, users, beams."""
-    model, config, _ = load_tiger(model_stage.file(CHECKPOINT))
-    data = TigerData.build(
-        read_parquet(prepared.splits.file(SPLIT_TABLE)),
-        read_table(table),
-        table.manifest["codebook_size"],
-        config.sequence,
-    )
+def speed(setting: Setting, kind: str, seconds: float, decode_users: int) -> dict[str, Any]:
+    """Training targets/s of the default decoder-only model and TIGER (same width and depth) on the same data,
+    alternating every ``seconds / 6`` so both see the same machine load; then both decoders' users/s."""
+    tiger_config, decoder_config = TIGERConfig(), DecoderConfig()
+    data = setting.data(kind, tiger_config.sequence)
+    device = placement().device
+    tiger = seeded(lambda: build_tiger(tiger_config, data.vocabulary), 0).to(device)
+    if device.type == "cpu":
+        prepare_for_cpu_training(tiger)
+    decoder = seeded(lambda: build_decoder(decoder_config, data.vocabulary), 0).to(device)
+    no_validation: Callable[[], dict[str, float]] = dict
+    tasks = {
+        "tiger": (
+            tiger,
+            tiger_model.training_task(tiger, data, data.prefixes(), data.evaluation("valid"), 256),
+            tiger_config,
+        ),
+        "decoder": (
+            decoder,
+            next_item_task(decoder, data, training_windows(data.sequences, 20), 64, no_validation),
+            decoder_config,
+        ),
+    }
+    steps = {name: _stepper(model, task, config.train) for name, (model, task, config) in tasks.items()}
+    totals = {name: [0, 0.0] for name in tasks}  # targets, seconds
+    for _ in range(6):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            while time.perf_counter() - start < seconds / 6:
+                totals[name][0] += step()
+            totals[name][1] += time.perf_counter() - start
     test = data.evaluation("test")
+    sample = test.subset(np.sort(np.random.default_rng(0).choice(len(test), min(decode_users, len(test)), False)))
+    decoding = {}
+    for name, evaluate in (("tiger", tiger_model.evaluate), ("decoder", decoder_model.evaluate)):
+        model = tasks[name][0].eval()
+        start = time.perf_counter()
+        evaluate(model, data, sample, BEAMS)
+        decoding[name] = len(sample) / (time.perf_counter() - start)
+    rates = {name: targets / seconds for name, (targets, seconds) in totals.items()}
+    return {
+        "model": f"speed ({kind} {SCALE}x256)",
+        "seconds_each": seconds,
+        "tiger_targets_per_s": rates["tiger"],
+        "decoder_targets_per_s": rates["decoder"],
+        "targets_per_s_ratio": rates["decoder"] / rates["tiger"],
+        "decode_users": len(sample),
+        "tiger_decode_users_per_s": decoding["tiger"],
+        "decoder_decode_users_per_s": decoding["decoder"],
+        "threads": placement().threads,
+    }
+
+
+def decoding(setting: Setting, kind: str, decode_users: int) -> dict[str, Any]:
+    """Users/s of semid's beam search and of `generate(prefix_allowed_tokens_fn=...)`, same TIGER, users, beams."""
+    defaults = TIGERConfig()
+    config = replace(defaults, train=replace(defaults.train, max_train_seconds=setting.budget))
+    model_stage = train_tiger_stage(OUTPUT_ROOT, setting.splits, setting.table(kind), config)
+    model, config, _ = load_tiger(model_stage.file(CHECKPOINT))
+    data = setting.data(kind, config.sequence)
+    test = data.evaluation("test")
+    n_users = min(decode_users, len(test))
     examples = test.subset(np.sort(np.random.default_rng(0).choice(len(test), n_users, replace=False)))
     input_ids, mask = data.inputs(examples)
-    beams, levels = 20, data.vocabulary.levels
+    levels = data.vocabulary.levels
 
     start = time.perf_counter()
-    ours = decode_users(model, data.trie, input_ids, mask, beams)
+    ours = decode_users(model, data.trie, input_ids, mask, BEAMS)
     ours_seconds = time.perf_counter() - start
 
-    theirs = np.full((n_users, beams), -1, dtype=np.int64)
+    theirs = np.full((n_users, BEAMS), -1, dtype=np.int64)
     start = time.perf_counter()
     with torch.no_grad():
         for begin in range(0, n_users, 32):  # generate pads to the batch's longest input: keep batches small
@@ -140,20 +227,21 @@ def decoding(prepared: Prepared, model_stage: StageOutput, table: StageOutput, n
             output = model.generate(
                 input_ids=torch.from_numpy(input_ids[rows, :width]),
                 attention_mask=torch.from_numpy(mask[rows, :width]),
-                num_beams=beams,
-                num_return_sequences=beams,
+                num_beams=BEAMS,
+                num_return_sequences=BEAMS,
                 max_new_tokens=levels,
                 do_sample=False,
                 prefix_allowed_tokens_fn=lambda _, prefix: data.trie.allowed_tokens(prefix.tolist()),
             )
-            tokens = output[:, 1 : levels + 1].reshape(-1, beams, levels).numpy()
+            tokens = output[:, 1 : levels + 1].reshape(-1, BEAMS, levels).numpy()
             local = tokens - data.vocabulary.offsets  # (b, beams, levels) level-local ids
             theirs[rows] = [[data.trie.lookup(path) for path in user] for user in local.tolist()]
     theirs_seconds = time.perf_counter() - start
     targets = examples.target
     return {
+        "model": f"decoding (TIGER {kind} {SCALE}x256)",
         "users": n_users,
-        "beams": beams,
+        "beams": BEAMS,
         "semid_users_per_s": n_users / ours_seconds,
         "generate_users_per_s": n_users / theirs_seconds,
         "speedup": theirs_seconds / ours_seconds,
@@ -161,116 +249,195 @@ def decoding(prepared: Prepared, model_stage: StageOutput, table: StageOutput, n
         "same_top1": float((ours.items[:, 0] == theirs[:, 0]).mean()),
         "semid_recall@10_on_these_users": recall_ndcg(target_ranks(ours.items, targets))["recall@10"],
         "generate_recall@10_on_these_users": recall_ndcg(target_ranks(theirs, targets))["recall@10"],
+        "model_version": model_stage.fingerprint,
     }
 
 
-def cornac_rows(prepared: Prepared, tiger_budget: float, sasrec_budget: float, eval_users: int) -> list[dict[str, Any]]:
+def cornac(setting: Setting, eval_users: int) -> list[dict[str, Any]]:
+    """cornac's TIGER and SASRec under the same budget (side by side with nothing: one after the other)."""
     from bench.cornac_baseline import run_cornac_sasrec, run_cornac_tiger
 
-    split = read_parquet(prepared.splits.file(SPLIT_TABLE))
-    rows = []
-    for run in (
+    split = read_parquet(setting.splits.file(SPLIT_TABLE))
+    runs = (
         run_cornac_tiger(
             split,
-            read_embeddings(prepared.embeddings),
-            tiger_budget,
+            read_embeddings(setting.prepared.embeddings),
+            setting.budget,
             max_eval_users=eval_users,
             tokenizer=CORNAC_TOKENIZER,
             threads=placement().threads,  # the threads semid's models get: same CPU for both sides
         ),
-        run_cornac_sasrec(split, sasrec_budget, threads=placement().threads),
-    ):
-        rows.append(
-            {
-                "model": run.model,
-                **{key: run.metrics[key] for key in METRICS},
-                "train_s": run.train_seconds,
-                "epochs_completed": run.epochs_completed,
-                "samples_per_s": run.samples_per_second,
-                "invalid_items": run.invalid_items,
-                "notes": run.notes,
-            }
-        )
-        print_table([{k: v for k, v in rows[-1].items() if k != "notes"}])
-    return rows
+        run_cornac_sasrec(split, setting.budget, threads=placement().threads),
+    )
+    return [
+        {
+            "model": run.model,
+            **_metrics(run.metrics),
+            "train_s": run.train_seconds,
+            "epochs_completed": run.epochs_completed,
+            "targets_per_s": run.samples_per_second,
+            "invalid_items": run.invalid_items,
+            "notes": run.notes,
+        }
+        for run in runs
+    ]
+
+
+def user_subset(splits: StageOutput, users: int, seed: int = 0) -> StageOutput:
+    """A cached splits version holding a seeded sample of ``users`` users of ``splits`` (every row of each)."""
+
+    def build(folder: Path) -> dict[str, Any]:
+        split = read_parquet(splits.file(SPLIT_TABLE))
+        ids = split["user_id"].unique().sort()
+        chosen = ids.gather(np.sort(np.random.default_rng(seed).choice(len(ids), min(users, len(ids)), False)))
+        split.filter(pl.col("user_id").is_in(chosen.implode())).write_parquet(folder / SPLIT_TABLE)
+        return {"parent": splits.fingerprint, "users": len(chosen), "seed": seed}
+
+    version = fingerprint({"parent": splits.fingerprint, "users": users, "seed": seed})
+    return run_cached(OUTPUT_ROOT, "bench_splits", version, build)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget-minutes", type=float, default=20.0, help="training budget of each TIGER")
-    parser.add_argument("--sasrec-budget-minutes", type=float, default=5.0)
-    parser.add_argument("--kinds", nargs="+", default=["rqvae", "moc"], help="Semantic-ID tables TIGER trains on")
-    parser.add_argument("--decode-users", type=int, default=300, help="test users decoded by both decoders")
+    parser.add_argument("--parts", nargs="+", required=True, help="most_popular, sasrec, decoder:<kind>, ...")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds of every trained part")
+    parser.add_argument("--budget-minutes", type=float, default=30.0, help="training budget of every model")
+    parser.add_argument("--users", type=int, default=0, help="a seeded sample of this many users (0 = all)")
+    parser.add_argument("--speed-seconds", type=float, default=60.0, help="training seconds of each model (speed)")
+    parser.add_argument("--decode-users", type=int, default=300, help="test users of the speed/decoding parts")
     parser.add_argument("--cornac-eval-users", type=int, default=500, help="cornac TIGER decodes one user at a time")
-    parser.add_argument("--skip-cornac", action="store_true")
-    parser.add_argument("--skip-semid", action="store_true", help="only the cornac side")
-    parser.add_argument(
-        "--carry-over",
-        nargs="*",
-        choices=("tiger", "cornac"),
-        default=[],
-        help="take these rows from the existing bench/results/retrieval.json instead of re-running them (hours); "
-        "decoding then uses the stored TIGER version named there. The JSON records what was carried over.",
-    )
+    parser.add_argument("--name", default="retrieval", help="results file bench/results/<name>.json")
     args = parser.parse_args()
-    budget, sasrec_budget = args.budget_minutes * 60, args.sasrec_budget_minutes * 60
 
     prepared = prepare(DATASET, DATA_ROOT, OUTPUT_ROOT)
-    figures: dict[str, Any] = {"dataset": DATASET, "budget_seconds": budget, "sasrec_budget_seconds": sasrec_budget}
-    rows: list[dict[str, Any]] = []
-    if not args.skip_semid:
-        if "tiger" in args.carry_over:
-            rows += _carried("semid TIGER", figures)
-            first = rows[0]
-            model = existing_version(OUTPUT_ROOT, "tiger", first["model_version"])
-            table = existing_version(OUTPUT_ROOT, "semantic_ids", first["sid_table"])
-        else:
-            trained = [tiger(prepared, kind, budget) for kind in args.kinds]
-            rows += [row for row, _, _ in trained]
-            _, model, table = trained[0]
-        print_table(rows)
-        rows.append(sasrec(prepared, sasrec_budget))
-        print_table(rows[-1:])
-        figures["decoding"] = decoding(prepared, model, table, args.decode_users)
-        print_table([figures["decoding"]])
-    if "cornac" in args.carry_over:
-        rows += _carried("cornac", figures)
-    elif not args.skip_cornac:
-        rows += cornac_rows(prepared, budget, sasrec_budget, args.cornac_eval_users)
-    figures["rows"] = rows
-    ours = next((r for r in rows if r["model"].startswith("semid TIGER")), None)
-    theirs = next((r for r in rows if r["model"] == "cornac TIGER"), None)
-    if ours and theirs:
-        figures["tiger_training_speed_ratio"] = ours["samples_per_s"] / theirs["samples_per_s"]
-    print("\nall models")
-    print_table([{k: v for k, v in r.items() if k in ("model", *METRICS, "train_s", "samples_per_s")} for r in rows])
-    write_result("retrieval", figures)
-
-
-def _carried(prefix: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of the stored retrieval.json whose model starts with ``prefix``, noted in ``figures["carried_over"]``.
-
-    Read when needed, not at start-up: a cornac-only run finishing while this one trains can be carried over.
-    """
-    previous = json.loads((RESULTS / "retrieval.json").read_text())
-    rows = [row for row in previous["figures"]["rows"] if row["model"].startswith(prefix)]
-    figures.setdefault("carried_over", []).append(
-        {"rows": [row["model"] for row in rows], "date": previous["date"], "command": previous["command"]}
+    splits = user_subset(prepared.splits, args.users) if args.users else prepared.splits
+    setting = Setting(prepared, splits, args.budget_minutes * 60)
+    figures = _previous(args.name)
+    command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+    for part in args.parts:
+        name, _, kind = part.partition(":")
+        seeded_part = name in ("sasrec", "decoder", "tiger")
+        for seed in args.seeds if seeded_part else [0]:
+            start = time.perf_counter()
+            if name == "most_popular":
+                records = [most_popular(setting)]
+            elif name == "sasrec":
+                records = [sasrec(setting, seed)]
+            elif name in ("decoder", "tiger"):
+                records = [sid_model(setting, name, kind, seed)]
+            elif name == "speed":
+                records = [speed(setting, kind, args.speed_seconds, args.decode_users)]
+            elif name == "decoding":
+                records = [decoding(setting, kind, args.decode_users)]
+            elif name == "cornac":
+                records = cornac(setting, args.cornac_eval_users)
+            else:
+                raise SystemExit(f"unknown part {part!r}")
+            for record in records:
+                key = f"{record['model']} | budget {setting.budget:.0f}s | users {args.users or 'all'} | seed {seed}"
+                figures["parts"][key] = {
+                    **record,
+                    "part": part,
+                    "seed": seed,
+                    "budget_seconds": setting.budget,
+                    "users": args.users or "all",
+                    "splits": splits.fingerprint,
+                    "threads": placement().threads,
+                    "wall_seconds": round(time.perf_counter() - start, 1),
+                    "command": command,
+                    "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                }
+                print_table([{k: v for k, v in record.items() if k != "notes"}])
+            figures["rows"] = summary(figures["parts"])
+            write_result(args.name, figures)  # after every part: an interrupted run keeps what it finished
+    print("\nall parts")
+    print_table(
+        [{k: row.get(k) for k in ("model", "seeds", "budget_seconds", *METRICS[2:4])} for row in figures["rows"]]
     )
+
+
+def summary(parts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (model, budget, users): every numeric key of SUMMARY_KEYS as the mean over seeds, with its std."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for record in parts.values():
+        groups.setdefault((record["model"], record.get("budget_seconds"), record.get("users")), []).append(record)
+    rows = []
+    for (model, budget, users), records in groups.items():
+        row: dict[str, Any] = {"model": model, "budget_seconds": budget, "users": users, "seeds": len(records)}
+        for key in SUMMARY_KEYS:
+            values = [r[key] for r in records if isinstance(r.get(key), int | float)]
+            if values:
+                row[key] = float(np.mean(values))
+                if len(values) > 1:
+                    row[f"{key}_std"] = float(np.std(values, ddof=1))
+        if any("invalid_items" in r for r in records):
+            row["invalid_items"] = sum(r.get("invalid_items") or 0 for r in records)
+        rows.append(row)
     return rows
 
 
-def _epochs_completed(stage: StageOutput) -> float:
-    """Training examples seen / examples per epoch (the last epoch may be cut by the budget)."""
+def _previous(name: str) -> dict[str, Any]:
+    """The figures of bench/results/<name>.json to merge into; a file from before parts existed is kept whole
+    under ``superseded``."""
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        return {"dataset": DATASET, "parts": {}}
+    previous = json.loads(path.read_text())
+    if "parts" in previous["figures"]:
+        return previous["figures"]
+    return {"dataset": DATASET, "parts": {}, "superseded": previous}
+
+
+def _metrics(values: dict[str, float]) -> dict[str, float]:
+    return {key: values[key] for key in METRICS}
+
+
+def _fitted(stage: StageOutput) -> dict[str, Any]:
+    """What a training stage's budget bought: epochs, next-item targets seen, targets/s, why it stopped."""
+    m = stage.manifest
     history = json.loads(stage.file(HISTORY).read_text())
-    return sum(epoch["samples"] for epoch in history) / stage.manifest["n_train_samples"]
+    seen = sum(epoch["samples"] for epoch in history)
+    return {
+        "train_s": m["train_seconds"],
+        "epochs": m["epochs"],
+        "best_epoch": m["best_epoch"],
+        "epochs_completed": seen / m["n_train_samples"],
+        "examples_seen": seen,
+        "targets_per_s": m["train_samples_per_s"],
+        "stopped": m["stopped"],
+        "model_version": stage.fingerprint,
+    }
+
+
+def _stepper(model: torch.nn.Module, task: Task, train: TrainConfig) -> Callable[[], int]:
+    """One AdamW step per call on the task's batches (cycling through epochs); returns the targets it trained."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    rng = np.random.default_rng(0)
+    batches = iter(())
+
+    def step() -> int:
+        nonlocal batches
+        batch = next(batches, None)
+        if batch is None:
+            batches = iter(task.batches(rng))
+            batch = next(batches)
+        model.train()
+        with placement().autocast(train.precision):
+            loss, n = task.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return n
+
+    return step
 
 
 def _progress(name: str) -> Callable[[EpochLog], None]:
     def log(entry: EpochLog) -> None:
         valid = ", ".join(f"{k} {v:.4f}" for k, v in entry.valid.items() if k in ("recall@10", "ndcg@10"))
         print(
-            f"{name} epoch {entry.epoch}: loss {entry.train_loss:.4f}, {entry.samples_per_s:.0f} samples/s, {valid}",
+            f"{name} epoch {entry.epoch}: loss {entry.train_loss:.4f}, {entry.samples_per_s:.0f} targets/s, "
+            f"lr {entry.lr:.2e}, {valid}",
             flush=True,
         )
 

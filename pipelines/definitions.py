@@ -53,7 +53,8 @@ retrieval_job = define_asset_job(
     "retrieval",
     selection=AssetSelection.groups(retrieval.GROUP).upstream(),
     partitions_def=ingest.dataset_partitions,
-    description="TIGER on the configured Semantic-ID table, its beam-search evaluation, and SASRec.",
+    description="TIGER and the decoder-only recommender on the configured Semantic-ID table, their beam-search "
+    "evaluations beside the most-popular baseline, and SASRec.",
 )
 
 

@@ -1,11 +1,17 @@
-"""Trie-constrained beam search over Semantic IDs, batched over many users at once.
+"""Trie-constrained beam search over Semantic IDs, batched over many users at once, for TIGER's encoder-decoder
+and for any `transformers` causal LM.
 
-The encoder runs once per user; the decoder then runs one token per step with its KV cache, for all beams
-of all users in one batch. At each step the log-probabilities of the beams' continuations are masked by one
-gather on the trie's level array (invalid continuation -> -inf) and each user keeps its ``beams`` best
-prefixes; the self-attention cache is reordered by the surviving beams' parents. After the last level every
-surviving beam is a distinct real item (distinct paths of the trie end in distinct items). A user with fewer
-than ``beams`` items reachable gets -1 (score -inf) in the remaining slots; nothing is padded with a guess.
+Both decoders share the search itself (`extend`): at each Semantic-ID level the log-probabilities of the beams'
+continuations are masked by one gather on the trie's level array (invalid continuation -> -inf) and each user
+keeps its ``beams`` best prefixes; the caller reorders its key/value cache by the surviving beams' parents.
+After the last level every surviving beam is a distinct real item (distinct paths of the trie end in distinct
+items). A user with fewer than ``beams`` items reachable gets -1 (score -inf) in the remaining slots; nothing is
+padded with a guess.
+
+What differs is only how the next logits are computed. TIGER (`beam_search`) runs its encoder once per user,
+then its decoder one token per step with a self-attention cache. A causal LM (`causal_beam_search`) runs one
+prefill over the user's history (left-aligned, position ids counted from each user's first real token, so
+padding changes nothing), then one token per step on the same cache.
 
 Scores are sums of full-vocabulary log-softmax terms, as `transformers`' beam search computes them, so both
 decoders rank the same beams the same way.
@@ -13,15 +19,18 @@ decoders rank the same beams the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import T5ForConditionalGeneration
+from transformers import PreTrainedModel, T5ForConditionalGeneration
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from ops.retrieval.trie import SIDTrie
 from ops.retrieval.vocabulary import PAD_TOKEN
+
+Search = Callable[[PreTrainedModel, SIDTrie, torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, ...]]
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,61 @@ class BeamResult:
         return int((self.items < 0).any(axis=1).sum())
 
 
+@dataclass(frozen=True)
+class Beams:
+    """The surviving prefixes of every user after some levels: k beams per user (k = 1 at the root)."""
+
+    scores: torch.Tensor  # (n, k) log-probability of each prefix; -inf for an exhausted slot
+    node: torch.Tensor  # (n, k) trie node of each prefix (the item index after the last level)
+    tokens: torch.Tensor  # (n, k, depth) vocabulary ids generated so far
+
+    @classmethod
+    def root(cls, n: int, device: torch.device) -> Beams:
+        node = torch.zeros(n, 1, dtype=torch.long, device=device)
+        return cls(torch.zeros(n, 1, device=device), node, torch.zeros(n, 1, 0, dtype=torch.long, device=device))
+
+    @property
+    def last_tokens(self) -> torch.Tensor:
+        """(n * k, 1) each beam's newest token: the next step's input."""
+        return self.tokens[:, :, -1].reshape(-1, 1)
+
+
+def extend(beams: Beams, logits: torch.Tensor, trie: SIDTrie, width: int) -> tuple[Beams, torch.Tensor]:
+    """The ``width`` best valid one-token continuations of every user's beams at the next level.
+
+    logits (n * k, vocab): each beam's next-token logits, beams of a user adjacent. Returns the new beams and
+    rows (n * k',): for each new beam, the row of its parent among the n * k old ones, to reorder caches by.
+    """
+    n, k = beams.scores.shape
+    level = beams.tokens.shape[2]
+    offset, size = int(trie.vocabulary.offsets[level]), trie.vocabulary.level_sizes[level]
+    log_probs = torch.log_softmax(logits.float(), dim=-1)[:, offset : offset + size].view(n, k, size)
+    child = trie.transitions[level][beams.node]  # (n, k, size) next node, -1 = invalid
+    candidates = torch.where(child >= 0, beams.scores[..., None] + log_probs, -torch.inf).view(n, k * size)
+    scores, chosen = candidates.topk(min(width, k * size), dim=1)  # (n, k'), best first
+    parent = chosen // size  # (n, k') beam each survivor extends
+    node = child.view(n, -1).gather(1, chosen).clamp(min=0)  # exhausted beams keep -inf, node 0 is harmless
+    tokens = torch.cat(
+        [beams.tokens.gather(1, parent[..., None].expand(-1, -1, level)), (chosen % size + offset)[..., None]], dim=2
+    )
+    rows = (parent + torch.arange(n, device=parent.device)[:, None] * k).view(-1)  # (n * k',)
+    return Beams(scores, node, tokens), rows
+
+
+def finish(beams: Beams, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Complete beams -> items (n, width), scores (n, width), tokens (n, width, levels); see `BeamResult`."""
+    found = torch.isfinite(beams.scores)  # (n, k)
+    items = torch.where(found, beams.node, -1)
+    scores = beams.scores
+    tokens = torch.where(found[..., None], beams.tokens, 0)
+    missing = width - scores.shape[1]
+    if missing > 0:  # fewer candidates than beams even at the widest level
+        items = torch.nn.functional.pad(items, (0, missing), value=-1)
+        scores = torch.nn.functional.pad(scores, (0, missing), value=-torch.inf)
+        tokens = torch.nn.functional.pad(tokens, (0, 0, 0, missing), value=0)
+    return items, scores, tokens
+
+
 @torch.no_grad()
 def beam_search(
     model: T5ForConditionalGeneration,
@@ -44,18 +108,13 @@ def beam_search(
     attention_mask: torch.Tensor,
     beams: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """input_ids, attention_mask (n, T) on the model's device -> items (n, beams), scores (n, beams),
-    tokens (n, beams, levels); see `BeamResult`. ``trie`` must be on the same device."""
-    n = len(input_ids)
-    vocabulary = trie.vocabulary
+    """TIGER: input_ids, attention_mask (n, T) encoder inputs on the model's device -> items (n, beams), scores
+    (n, beams), tokens (n, beams, levels); see `BeamResult`. ``trie`` must be on the same device."""
     encoder = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (n, T, d)
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-    scores = torch.zeros(n, 1, device=input_ids.device)  # (n, k) beam log-probabilities, k = 1 at the root
-    prefix = torch.zeros(n, 1, dtype=torch.long, device=input_ids.device)  # (n, k) trie node of each beam
-    generated = torch.zeros(n, 1, 0, dtype=torch.long, device=input_ids.device)  # (n, k, level)
-    step_input = torch.full((n, 1), PAD_TOKEN, dtype=torch.long, device=input_ids.device)  # (n * k, 1)
-    for level, (offset, size) in enumerate(zip(vocabulary.offsets.tolist(), vocabulary.level_sizes)):
-        k = scores.shape[1]
+    state = Beams.root(len(input_ids), input_ids.device)
+    step_input = torch.full((len(input_ids), 1), PAD_TOKEN, dtype=torch.long, device=input_ids.device)  # (n * k, 1)
+    for _ in range(trie.vocabulary.levels):
         logits = model(
             encoder_outputs=(encoder,),
             attention_mask=attention_mask,
@@ -63,42 +122,84 @@ def beam_search(
             cache=cache,
             use_cache=True,
         ).logits[:, -1]  # (n * k, vocab)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)[:, offset : offset + size].view(n, k, size)
-        child = trie.transitions[level][prefix]  # (n, k, size) next node, -1 = invalid
-        candidates = torch.where(child >= 0, scores[..., None] + log_probs, -torch.inf).view(n, k * size)
-        scores, chosen = candidates.topk(min(beams, k * size), dim=1)  # (n, k'), best first
-        parent = chosen // size  # (n, k') beam each survivor extends
-        prefix = child.view(n, -1).gather(1, chosen).clamp(min=0)  # exhausted beams keep -inf, node 0 is harmless
-        generated = torch.cat(
-            [generated.gather(1, parent[..., None].expand(-1, -1, level)), (chosen % size + offset)[..., None]], dim=2
-        )
-        rows = (parent + torch.arange(n, device=parent.device)[:, None] * k).view(-1)  # (n * k',) cache rows kept
+        state, rows = extend(state, logits, trie, beams)
         cache.self_attention_cache.reorder_cache(rows)
         if len(rows) != len(encoder):  # beams fanned out (from the root's one): cross-attention rows follow
             cache.cross_attention_cache.reorder_cache(rows)
             encoder = encoder.index_select(0, rows)
             attention_mask = attention_mask.index_select(0, rows)
-        step_input = generated[:, :, -1].reshape(-1, 1)
-    found = torch.isfinite(scores)  # (n, k)
-    items = torch.where(found, prefix, -1)
-    generated = torch.where(found[..., None], generated, 0)
-    missing = beams - scores.shape[1]
-    if missing > 0:  # fewer candidates than beams even at the widest level
-        items = torch.nn.functional.pad(items, (0, missing), value=-1)
-        scores = torch.nn.functional.pad(scores, (0, missing), value=-torch.inf)
-        generated = torch.nn.functional.pad(generated, (0, 0, 0, missing), value=0)
-    return items, scores, generated
+        step_input = state.last_tokens
+    return finish(state, beams)
+
+
+@torch.no_grad()
+def causal_beam_search(
+    model: PreTrainedModel,
+    trie: SIDTrie,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    beams: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Any causal LM: input_ids, attention_mask (n, T) prompts with padding after them, on the model's device ->
+    items (n, beams), scores (n, beams), tokens (n, beams, levels); see `BeamResult`.
+
+    One prefill over the left-aligned prompts fills the key/value cache; each level then feeds one token per
+    beam, its position the next after its own prompt's last, and the cache's rows follow the surviving beams.
+    """
+    input_ids, attention_mask = left_aligned(input_ids, attention_mask)  # (n, T), padding first
+    cache = DynamicCache()
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=prompt_positions(attention_mask),
+        cache=cache,
+        use_cache=True,
+    ).logits[:, -1]  # (n, vocab)
+    position = attention_mask.sum(dim=1)  # (n * k,) position of each beam's next token
+    state = Beams.root(len(input_ids), input_ids.device)
+    for level in range(trie.vocabulary.levels):
+        state, rows = extend(state, logits, trie, beams)
+        if level == trie.vocabulary.levels - 1:
+            break
+        cache.reorder_cache(rows)
+        attention_mask = torch.nn.functional.pad(attention_mask.index_select(0, rows), (0, 1), value=1)  # (n*k', t+1)
+        position = position.index_select(0, rows)
+        logits = model(
+            input_ids=state.last_tokens,
+            attention_mask=attention_mask,
+            position_ids=position[:, None],
+            cache=cache,
+            use_cache=True,
+        ).logits[:, -1]  # (n * k', vocab)
+        position = position + 1
+    return finish(state, beams)
+
+
+def left_aligned(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows with padding after their tokens (n, T) -> the same rows with the padding before them, so every
+    prompt ends in the last column, where generation continues."""
+    width = input_ids.shape[1]
+    shift = width - attention_mask.sum(dim=1, keepdim=True)  # (n, 1) padding of each row
+    index = (torch.arange(width, device=input_ids.device) - shift) % width  # (n, T) a rotation right by shift
+    return input_ids.gather(1, index), attention_mask.gather(1, index)
+
+
+def prompt_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(n, T) position ids counted from each row's first real token (padding gets 0; it is masked anyway)."""
+    return (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
 
 
 def decode_users(
-    model: T5ForConditionalGeneration,
+    model: PreTrainedModel,
     trie: SIDTrie,
     input_ids: np.ndarray,
     attention_mask: np.ndarray,
     beams: int,
     batch_size: int = 32,
+    search: Search = beam_search,
 ) -> BeamResult:
-    """`beam_search` over many users in batches of ``batch_size`` users of similar input length.
+    """``search`` (`beam_search` for TIGER, `causal_beam_search` for a causal LM) over many users in batches of
+    ``batch_size`` users of similar input length.
 
     input_ids, attention_mask (n, T) numpy, padding after the tokens; results come back in input order.
     """
@@ -113,7 +214,7 @@ def decode_users(
     for begin in range(0, len(order), batch_size):
         rows = order[begin : begin + batch_size]
         width = max(int(lengths[rows].max()), 1)
-        found = beam_search(
+        found = search(
             model,
             trie,
             torch.from_numpy(input_ids[rows, :width]).to(device),

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
-from ops.quantizers.config import config_from_dict, config_to_dict
+from ops.retrieval.checkpoint import load_model
 from ops.retrieval.sequences import SequenceConfig
 from ops.retrieval.train import TrainConfig
 from ops.retrieval.vocabulary import EOS_TOKEN, PAD_TOKEN, Vocabulary
-from ops.tables import write_atomic
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ class TIGERConfig:
     d_ff: int = 1024  # TIGER: MLP dimension 1024
     dropout: float = 0.1  # TIGER: dropout 0.1
     sequence: SequenceConfig = field(default_factory=SequenceConfig)  # last 20 items + a hashed user token
-    train: TrainConfig = field(default_factory=TrainConfig)  # AdamW 1e-3, 1000-step warm-up, inverse-sqrt decay
+    train: TrainConfig = field(default_factory=TrainConfig)  # AdamW 1e-3, warm-up 5% of the budget, cosine decay
 
     @classmethod
     def test(cls) -> TIGERConfig:
@@ -68,23 +66,8 @@ def build_tiger(config: TIGERConfig, vocabulary: Vocabulary) -> T5ForConditional
     return T5ForConditionalGeneration(t5)
 
 
-def save_tiger(model: T5ForConditionalGeneration, config: TIGERConfig, vocabulary: Vocabulary, path: Path) -> None:
-    """``{"config", "vocabulary", "state_dict"}`` as plain data, written atomically."""
-    payload: dict[str, Any] = {
-        "config": config_to_dict(config),
-        "vocabulary": {"level_sizes": list(vocabulary.level_sizes), "user_buckets": vocabulary.user_buckets},
-        "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
-    }
-    write_atomic(path, lambda temporary: torch.save(payload, temporary))
-
-
 def load_tiger(
     path: Path, device: torch.device | str = "cpu"
 ) -> tuple[T5ForConditionalGeneration, TIGERConfig, Vocabulary]:
-    """Rebuild (model in eval mode, config, vocabulary); ``weights_only=True`` never runs pickled code."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    config = config_from_dict(TIGERConfig, payload["config"])
-    vocabulary = Vocabulary(tuple(payload["vocabulary"]["level_sizes"]), payload["vocabulary"]["user_buckets"])
-    model = build_tiger(config, vocabulary)
-    model.load_state_dict(payload["state_dict"])
-    return model.to(device).eval(), config, vocabulary
+    """Rebuild (model in eval mode, config, vocabulary) from a `save_model` file."""
+    return load_model(path, TIGERConfig, build_tiger, device)

@@ -1,37 +1,50 @@
-"""The cached retrieval stages: train TIGER on a (splits, Semantic-ID table) pair, evaluate it, train SASRec.
+"""The cached retrieval stages: train a Semantic-ID recommender (TIGER or the decoder-only model) on a (splits,
+Semantic-ID table) pair, evaluate it, train SASRec.
 
 Each version hashes its upstream fingerprints, its config and the code of `ops/retrieval`; a hit trains and
-decodes nothing. TIGER's folder holds ``tiger.pt`` (config + vocabulary + weights) and ``history.json``; its
-manifest names the exact Semantic-ID table version it read. The evaluation stage decodes every test user
-with the trie-constrained beam search and checks each returned code tuple against the table itself (not the
-trie), so ``invalid_items`` is an independent count that must be 0.
+decodes nothing. A model's folder holds its checkpoint (``tiger.pt`` or ``decoder.pt``: config + vocabulary +
+weights) and ``history.json``; its manifest names the exact Semantic-ID table version it read. The evaluation
+stages decode every test user with the trie-constrained beam search and check each returned code tuple against
+the table itself (not the trie), so ``invalid_items`` is an independent count that must be 0. Every evaluation
+also reports the most-popular baseline on the same test users, so a reader sees at once whether the model
+learned more than popularity.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from ops.caching import StageOutput, code_version, fingerprint, run_cached
+from ops.caching import StageOutput, code_version, existing_version, fingerprint, run_cached
 from ops.device import placement
 from ops.quantizers.config import config_to_dict
-from ops.retrieval.model import TIGERConfig, load_tiger, save_tiger
+from ops.quantizers.stage import STAGE as TOKENIZER_STAGE
+from ops.quantizers.stage import load_tokenizer
+from ops.retrieval import decoder, tiger
+from ops.retrieval.checkpoint import save_model
+from ops.retrieval.decoder import DecoderConfig, load_decoder, train_decoder
+from ops.retrieval.model import TIGERConfig, load_tiger
+from ops.retrieval.popularity import evaluate_most_popular
 from ops.retrieval.sasrec import SASRecConfig, catalogue, evaluate_sasrec, train_sasrec, training_windows
-from ops.retrieval.sequences import eval_examples, user_sequences
-from ops.retrieval.tiger import TigerData, evaluate, train_tiger
+from ops.retrieval.sequences import SequenceConfig, eval_examples, user_sequences
+from ops.retrieval.sid_data import Evaluation, SIDData
 from ops.retrieval.train import EpochCallback, FitResult
+from ops.retrieval.vocabulary import Vocabulary
 from ops.semantic_ids.stage import read_table
 from ops.tables import read_parquet, write_atomic, write_text_atomic
 
 RETRIEVAL_CODE = Path(__file__).resolve().parent
 SPLIT_TABLE = "leave_one_out.parquet"
 CHECKPOINT = "tiger.pt"
+DECODER_CHECKPOINT = "decoder.pt"
 SASREC_CHECKPOINT = "sasrec.pt"
 HISTORY = "history.json"
 
@@ -44,68 +57,74 @@ def train_tiger_stage(
     callback: EpochCallback | None = None,
 ) -> StageOutput:
     """TIGER trained on the leave-one-out split, items tokenized by ``sid_table``."""
-    version = fingerprint(
-        {
-            "splits": splits.fingerprint,
-            "sid_table": sid_table.fingerprint,
-            "config": config_to_dict(config),
-            "code": _code(),
-        }
+
+    def train(data: SIDData) -> tuple[nn.Module, FitResult]:
+        return tiger.train_tiger(config, data, callback)
+
+    return _train_sid_stage(output_root, "tiger", splits, sid_table, config, config.sequence, train, CHECKPOINT)
+
+
+def train_decoder_stage(
+    output_root: Path,
+    splits: StageOutput,
+    sid_table: StageOutput,
+    config: DecoderConfig,
+    callback: EpochCallback | None = None,
+) -> StageOutput:
+    """The decoder-only recommender trained on the leave-one-out split, items tokenized by ``sid_table``."""
+
+    def train(data: SIDData) -> tuple[nn.Module, FitResult]:
+        vectors = tokenizer_code_vectors(output_root, sid_table) if config.init_from_codes else None
+        return train_decoder(config, data, callback, vectors)
+
+    return _train_sid_stage(
+        output_root, "decoder", splits, sid_table, config, config.sequence, train, DECODER_CHECKPOINT
     )
-
-    def build(folder: Path) -> dict[str, Any]:
-        data = _tiger_data(splits, sid_table, config)
-        model, result = train_tiger(config, data, callback)
-        save_tiger(model, config, data.vocabulary, folder / CHECKPOINT)
-        fitted = _fit_manifest(folder, result, len(data.train()))
-        return {**fitted, "config": config_to_dict(config), "splits": splits.fingerprint, **_sid_source(sid_table)}
-
-    return run_cached(output_root, "tiger", version, build)
 
 
 def evaluate_tiger_stage(
     output_root: Path, model_stage: StageOutput, splits: StageOutput, sid_table: StageOutput, beams: int = 20
 ) -> StageOutput:
     """Test Recall/NDCG@5/10/20 of a trained TIGER over all test users, top-``beams`` items each."""
-    version = fingerprint(
-        {
-            "model": model_stage.fingerprint,
-            "splits": splits.fingerprint,
-            "sid_table": sid_table.fingerprint,
-            "beams": beams,
-            "code": _code(),
-        }
+    return _evaluate_sid_stage(
+        output_root, "tiger_eval", model_stage, splits, sid_table, beams, load_tiger, tiger.evaluate, CHECKPOINT
     )
 
+
+def evaluate_decoder_stage(
+    output_root: Path, model_stage: StageOutput, splits: StageOutput, sid_table: StageOutput, beams: int = 20
+) -> StageOutput:
+    """Test Recall/NDCG@5/10/20 of a trained decoder-only model over all test users, top-``beams`` items each."""
+    return _evaluate_sid_stage(
+        output_root,
+        "decoder_eval",
+        model_stage,
+        splits,
+        sid_table,
+        beams,
+        load_decoder,
+        decoder.evaluate,
+        DECODER_CHECKPOINT,
+    )
+
+
+def most_popular_stage(output_root: Path, splits: StageOutput) -> StageOutput:
+    """The most-popular baseline's test Recall/NDCG@5/10/20 over all test users (nothing to train)."""
+    version = fingerprint({"splits": splits.fingerprint, "code": _code()})
+
     def build(folder: Path) -> dict[str, Any]:
-        trained_on = model_stage.manifest.get("splits")
-        if trained_on != splits.fingerprint:  # a model tested on another split may have trained on its test items
-            raise ValueError(
-                f"TIGER {model_stage.fingerprint} was trained on splits {trained_on}, not {splits.fingerprint}"
-            )
-        model, config, vocabulary = load_tiger(model_stage.file(CHECKPOINT), placement().device)
-        data = _tiger_data(splits, sid_table, config)
-        if vocabulary != data.vocabulary:
-            raise ValueError(
-                f"TIGER {model_stage.fingerprint} was trained on another token layout than {sid_table.fingerprint}"
-            )
-        test = data.evaluation("test")
-        start = time.perf_counter()
-        result = evaluate(model, data, test, beams)
-        seconds = time.perf_counter() - start
+        split = read_parquet(splits.file(SPLIT_TABLE))
+        items = catalogue(split)
+        sequences = user_sequences(split, items)
+        test = eval_examples(sequences, "test", 1)
         return {
-            "test": result.metrics,
-            "n_users": len(test),
-            "beams": beams,
-            "invalid_items": invalid_items(result.beams.tokens, result.beams.items, data.tokens),
-            "users_short_of_k": result.beams.users_short,
-            "decode_seconds": round(seconds, 2),
-            "decode_users_per_s": len(test) / max(seconds, 1e-9),
-            "model": {"stage": model_stage.stage, "fingerprint": model_stage.fingerprint},
-            **_sid_source(sid_table),
+            "n_items": len(items),
+            "n_test_users": len(test),
+            "test": evaluate_most_popular(sequences, len(items), test),
+            "splits": splits.fingerprint,
         }
 
-    return run_cached(output_root, "tiger_eval", version, build)
+    return run_cached(output_root, "most_popular", version, build)
 
 
 def train_sasrec_stage(
@@ -130,9 +149,112 @@ def train_sasrec_stage(
             "n_items": len(items),
             "n_test_users": len(test),
             "test": evaluate_sasrec(model, sequences, test),
+            "most_popular": evaluate_most_popular(sequences, len(items), test),
         }
 
     return run_cached(output_root, "sasrec", version, build)
+
+
+def tokenizer_code_vectors(output_root: Path, sid_table: StageOutput) -> list[np.ndarray]:
+    """Per code level, the (codebook_size, dim) code vectors of the tokenizer that made ``sid_table``.
+
+    Every tokenizer built on the shared autoencoder keeps one codebook per level (``quantizer.layers``); a table
+    made otherwise (a hand-written one, a tokenizer without codebooks) has none to offer, and this says so.
+    """
+    tokenizer = sid_table.manifest.get("tokenizer", {})
+    if "fingerprint" not in tokenizer:
+        raise ValueError(f"Semantic-ID table {sid_table.fingerprint} names no tokenizer version to take codes from")
+    model = load_tokenizer(existing_version(output_root, TOKENIZER_STAGE, tokenizer["fingerprint"]))
+    layers = getattr(getattr(model, "quantizer", None), "layers", None)
+    if layers is None or not all(hasattr(layer, "codebook") for layer in layers):
+        raise ValueError(f"the {tokenizer.get('kind')} tokenizer keeps no per-level codebooks (quantizer.layers)")
+    return [layer.codebook.detach().cpu().numpy() for layer in layers]
+
+
+def _train_sid_stage(
+    output_root: Path,
+    stage: str,
+    splits: StageOutput,
+    sid_table: StageOutput,
+    config: Any,
+    sequence: SequenceConfig,
+    train: Callable[[SIDData], tuple[nn.Module, FitResult]],
+    checkpoint: str,
+) -> StageOutput:
+    """What every Semantic-ID model's training stage does: build the data, ``train``, save, report."""
+    version = fingerprint(
+        {
+            "splits": splits.fingerprint,
+            "sid_table": sid_table.fingerprint,
+            "config": config_to_dict(config),
+            "code": _code(),
+        }
+    )
+
+    def build(folder: Path) -> dict[str, Any]:
+        data = _sid_data(splits, sid_table, sequence)
+        model, result = train(data)
+        save_model(model, config, data.vocabulary, folder / checkpoint)
+        fitted = _fit_manifest(folder, result, len(data.prefixes()))  # next-item targets per epoch, for both models
+        return {**fitted, "config": config_to_dict(config), "splits": splits.fingerprint, **_sid_source(sid_table)}
+
+    return run_cached(output_root, stage, version, build)
+
+
+def _evaluate_sid_stage(
+    output_root: Path,
+    stage: str,
+    model_stage: StageOutput,
+    splits: StageOutput,
+    sid_table: StageOutput,
+    beams: int,
+    load: Callable[[Path, torch.device], tuple[nn.Module, Any, Vocabulary]],
+    evaluate: Callable[[nn.Module, SIDData, Any, int], Evaluation],
+    checkpoint: str,
+) -> StageOutput:
+    """Decode every test user of ``splits`` with a trained model; the most-popular baseline on the same users."""
+    version = fingerprint(
+        {
+            "model": model_stage.fingerprint,
+            "splits": splits.fingerprint,
+            "sid_table": sid_table.fingerprint,
+            "beams": beams,
+            "code": _code(),
+        }
+    )
+
+    def build(folder: Path) -> dict[str, Any]:
+        trained_on = model_stage.manifest.get("splits")
+        if trained_on != splits.fingerprint:  # a model tested on another split may have trained on its test items
+            raise ValueError(
+                f"{model_stage.stage} {model_stage.fingerprint} was trained on splits {trained_on}, "
+                f"not {splits.fingerprint}"
+            )
+        model, config, vocabulary = load(model_stage.file(checkpoint), placement().device)
+        data = _sid_data(splits, sid_table, config.sequence)
+        if vocabulary != data.vocabulary:
+            raise ValueError(
+                f"{model_stage.stage} {model_stage.fingerprint} was trained on another token layout than "
+                f"{sid_table.fingerprint}"
+            )
+        test = data.evaluation("test")
+        start = time.perf_counter()
+        result = evaluate(model, data, test, beams)
+        seconds = time.perf_counter() - start
+        return {
+            "test": result.metrics,
+            "most_popular": evaluate_most_popular(data.sequences, len(data.tokens), test),
+            "n_users": len(test),
+            "beams": beams,
+            "invalid_items": invalid_items(result.beams.tokens, result.beams.items, data.tokens),
+            "users_short_of_k": result.beams.users_short,
+            "decode_seconds": round(seconds, 2),
+            "decode_users_per_s": len(test) / max(seconds, 1e-9),
+            "model": {"stage": model_stage.stage, "fingerprint": model_stage.fingerprint},
+            **_sid_source(sid_table),
+        }
+
+    return run_cached(output_root, stage, version, build)
 
 
 def invalid_items(tokens: np.ndarray, items: np.ndarray, table_tokens: np.ndarray) -> int:
@@ -149,10 +271,10 @@ def invalid_items(tokens: np.ndarray, items: np.ndarray, table_tokens: np.ndarra
     return max(unknown, mismatched)
 
 
-def _tiger_data(splits: StageOutput, sid_table: StageOutput, config: TIGERConfig) -> TigerData:
+def _sid_data(splits: StageOutput, sid_table: StageOutput, sequence: SequenceConfig) -> SIDData:
     table = read_table(sid_table)
     split = read_parquet(splits.file(SPLIT_TABLE))
-    return TigerData.build(split, table, sid_table.manifest["codebook_size"], config.sequence)
+    return SIDData.build(split, table, sid_table.manifest["codebook_size"], sequence)
 
 
 def _fit_manifest(folder: Path, result: FitResult, n_samples: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The token layout of the TIGER model: Semantic IDs flattened into one vocabulary, one offset per level.
+"""The token layout of the Semantic-ID recommenders: Semantic IDs flattened into one vocabulary, an offset per level.
 
 Token 0 is padding and the decoder's start token, 1 is end-of-sequence (T5's conventions; never generated
 here, since every item is exactly ``levels`` tokens). Then come the code levels, each with its own range of
@@ -62,7 +62,7 @@ def item_tokens(vocabulary: Vocabulary, levels: np.ndarray) -> np.ndarray:
     return levels + vocabulary.offsets
 
 
-def encoder_inputs(
+def history_inputs(
     vocabulary: Vocabulary, tokens: np.ndarray, histories: np.ndarray, buckets: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flatten histories into token ids: (input_ids (n, 1 + width * levels), attention_mask) with user tokens,

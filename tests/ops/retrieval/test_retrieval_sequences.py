@@ -15,7 +15,7 @@ from ops.retrieval.sequences import (
     user_buckets,
     user_sequences,
 )
-from ops.retrieval.vocabulary import Vocabulary, encoder_inputs, item_tokens
+from ops.retrieval.vocabulary import Vocabulary, history_inputs, item_tokens
 
 
 def split_frame() -> pl.DataFrame:
@@ -60,7 +60,7 @@ def test_encoder_tokens_use_one_offset_per_level_and_a_user_token():
     levels = np.array([[0, 1, 0], [3, 3, 1]])
     tokens = item_tokens(vocabulary, levels)
     assert tokens.tolist() == [[2, 7, 10], [5, 9, 11]] and vocabulary.size == 2 + 10 + 3
-    ids, mask = encoder_inputs(vocabulary, tokens, np.array([[1, 0], [0, PAD_ITEM]]), np.array([2, 0]))
+    ids, mask = history_inputs(vocabulary, tokens, np.array([[1, 0], [0, PAD_ITEM]]), np.array([2, 0]))
     assert ids.tolist() == [[14, 5, 9, 11, 2, 7, 10], [12, 2, 7, 10, 0, 0, 0]]
     assert mask.tolist() == [[1] * 7, [1, 1, 1, 1, 0, 0, 0]]
 

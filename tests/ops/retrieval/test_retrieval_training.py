@@ -19,13 +19,14 @@ from ops.retrieval.model import TIGERConfig, build_tiger
 from ops.retrieval.sasrec import SASRec, SASRecConfig, catalogue, rank_items
 from ops.retrieval.sasrec import training_task as sasrec_task
 from ops.retrieval.sequences import Examples, UserSequences, train_examples, user_sequences
+from ops.retrieval.sid_data import SIDData
 from ops.retrieval.stage import CHECKPOINT, HISTORY, evaluate_tiger_stage, train_sasrec_stage, train_tiger_stage
-from ops.retrieval.tiger import TigerData, evaluate
+from ops.retrieval.tiger import evaluate
 from ops.retrieval.tiger import training_task as tiger_task
 from ops.retrieval.train import SELECTION_METRIC, Task, TrainConfig, fit
 from ops.semantic_ids.stage import read_table
 
-OVERFIT = TrainConfig(batch_size=64, lr=2e-2, warmup_steps=10, max_epochs=120, max_train_seconds=40.0, patience=120)
+OVERFIT = TrainConfig(batch_size=64, lr=2e-2, max_epochs=120, max_train_seconds=40.0, patience=120)
 MEMORIZED_USERS = 8  # users whose every training prefix the tiny models must learn
 
 
@@ -46,8 +47,8 @@ def test_tiny_tiger_memorizes_its_training_users(real_slice):
     config = replace(TIGERConfig.test(), d_model=64, d_ff=128, train=OVERFIT)
     table = read_table(sid_table)
     assert table["collision_suffix"].max() > 0  # the slice exercises the suffix level
-    data = TigerData.build(pl.read_parquet(splits.file("leave_one_out.parquet")), table, 8, config.sequence)
-    train, memorize = memorization_slice(data.train())
+    data = SIDData.build(pl.read_parquet(splits.file("leave_one_out.parquet")), table, 8, config.sequence)
+    train, memorize = memorization_slice(data.prefixes())
     torch.manual_seed(0)
     model = build_tiger(config, data.vocabulary).to(placement().device)
 

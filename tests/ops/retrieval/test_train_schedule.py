@@ -1,0 +1,55 @@
+"""The budget-aware learning-rate schedule: warm-up over a fixed share of the run, cosine decay to a floor by the
+end of the budget or of the planned steps, whichever comes first; a constant rate after warm-up when asked."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from ops.retrieval.train import SELECTION_METRIC, Task, TrainConfig, fit, lr_multiplier
+
+
+def test_multiplier_warms_up_linearly_then_follows_a_cosine_to_the_floor():
+    config = TrainConfig(warmup=0.1, min_lr_ratio=0.1)
+    progress = np.linspace(0, 1, 201)
+    values = np.array([lr_multiplier(p, config) for p in progress])
+    assert values[0] == 0 and lr_multiplier(0.05, config) == pytest.approx(0.5)
+    assert lr_multiplier(0.1, config) == 1.0 and values[-1] == pytest.approx(0.1)
+    assert (np.diff(values[progress <= 0.1]) > 0).all() and (np.diff(values[progress >= 0.1]) < 0).all()
+    assert lr_multiplier(0.55, config) == pytest.approx(0.55)  # half-way through the decay: mid-way to the floor
+    assert lr_multiplier(2.0, config) == pytest.approx(0.1)  # past the end (the last step of a budget): the floor
+    constant = TrainConfig(warmup=0.1, decay=False)
+    assert lr_multiplier(0.05, constant) == pytest.approx(0.5) and lr_multiplier(0.9, constant) == 1.0
+
+
+def counting_task(step_seconds: float) -> tuple[torch.nn.Module, Task]:
+    """A one-parameter model, one batch per epoch, each step taking ``step_seconds``; validation never improves."""
+    model = torch.nn.Linear(1, 1)
+
+    def loss(_: int) -> tuple[torch.Tensor, int]:
+        time.sleep(step_seconds)
+        return model(torch.ones(1, 1)).pow(2).mean(), 1
+
+    return model, Task(batches=lambda rng: [0], loss=loss, validate=lambda: {SELECTION_METRIC: 0.0})
+
+
+def test_a_short_budget_reaches_the_peak_early_and_ends_near_the_floor():
+    config = TrainConfig(lr=1e-2, warmup=0.1, max_epochs=100_000, max_train_seconds=1.5, patience=100_000)
+    model, task = counting_task(step_seconds=0.005)
+    result = fit(model, task, config)
+    lrs = np.array([log.lr for log in result.history])  # one step per epoch: the schedule step by step
+    assert result.stopped == "budget" and len(lrs) > 20
+    peak = int(lrs.argmax())
+    assert lrs[peak] > 0.9 * config.lr and peak < 0.3 * len(lrs)  # warm-up ends early in the budget
+    assert lrs[-1] < 0.2 * config.lr and (np.diff(lrs[peak:]) <= 1e-12).all()  # then decays to near the floor
+
+
+def test_without_a_binding_budget_the_planned_steps_set_the_pace():
+    config = TrainConfig(lr=1e-2, warmup=0.1, max_epochs=50, max_train_seconds=1e6, patience=100)
+    model, task = counting_task(step_seconds=0.0)
+    lrs = [log.lr for log in fit(model, task, config).history]
+    assert len(lrs) == 50 and lrs[0] == pytest.approx(1e-2 * (1 / 50) / 0.1)  # step 1 of 50 planned, warm-up 5 steps
+    assert lrs[4] == pytest.approx(1e-2) and lrs[-1] == pytest.approx(1e-3)  # peak at step 5, floor at step 50
