@@ -3,7 +3,8 @@
 CTR: one row per CTR model version (a standalone `ctr_model` run or a cell of the scaling study; both are the
 same cached stage), from which the paper's Table 1 and Table 2 are built with `ops.ctr.study`'s own functions,
 and a per-tokenizer summary (mean ± std of test AUC over seeds, per backbone) that the answer reads.
-Retrieval: the most-popular baseline, every SASRec version and every TIGER evaluation, Recall/NDCG@5/10/20.
+Retrieval: the most-popular baseline, every SASRec version and every Semantic-ID recommender evaluation (TIGER,
+the decoder-only model), Recall/NDCG@5/10/20.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 import polars as pl
 
 from ops.ctr.study import ID_ONLY, table1, table2
-from ops.reports.baselines import PopularityResult
 from ops.reports.sources import SID_MODELS, ReportSources
 from ops.retrieval.metrics import KS
 
@@ -123,30 +123,21 @@ def ctr_summary(runs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def retrieval_table(sources: ReportSources, popular: PopularityResult) -> pl.DataFrame:
-    """Most popular, SASRec and Semantic-ID model rows (`RETRIEVAL_SCHEMA`), best Recall@10 first per family.
-
-    The most-popular row is the `most_popular` stage's where one was built for these splits, else ``popular``
-    (computed by the report on the same split, users and metrics).
-    """
-    rows: list[dict[str, Any]] = []
-    baseline = sources.most_popular
-    if baseline is not None:
-        manifest = baseline.manifest
-        rows.append(
-            _row(
-                "Most popular",
-                "-",
-                POPULAR,
-                manifest["test"],
-                manifest.get("n_test_users"),
-                None,
-                None,
-                baseline.fingerprint,
-            )
+def retrieval_table(sources: ReportSources) -> pl.DataFrame:
+    """Most popular, SASRec and Semantic-ID model rows (`RETRIEVAL_SCHEMA`), best Recall@10 first per family."""
+    baseline = sources.most_popular.manifest
+    rows: list[dict[str, Any]] = [
+        _row(
+            "Most popular",
+            "-",
+            POPULAR,
+            baseline["test"],
+            baseline.get("n_test_users"),
+            None,
+            None,
+            sources.most_popular.fingerprint,
         )
-    elif popular.metrics:
-        rows.append(_row("Most popular", "-", POPULAR, popular.metrics, popular.n_test_users, None, None, ""))
+    ]
     for stage in sources.sasrec:
         name = "SASRec" if len(sources.sasrec) == 1 else f"SASRec ({stage.fingerprint[:6]})"
         manifest = stage.manifest

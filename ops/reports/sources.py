@@ -7,9 +7,8 @@ manifest, and the report follows those names:
 - a CTR model names its samples version (which names the k-core and splits) and its table (None = ID only);
 - a Semantic-ID recommender's evaluation (TIGER, the decoder-only model) names its table and its model (which
   names the splits);
-- a most-popular baseline version names its splits;
 - a SASRec model names its splits where its manifest records them; older manifests do not, and are matched by
-  the catalogue size and number of test users of the leave-one-out split instead (`SASRecMatch`).
+  the catalogue size and number of test users of the leave-one-out split instead.
 
 Only complete versions (a manifest exists) are read, so a stage being built is never half-seen.
 """
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ops.caching import MANIFEST, StageOutput, is_complete, read_manifest
+from ops.caching import StageOutput, is_complete, read_manifest
 
 SEMANTIC_IDS = "semantic_ids"
 TOKENIZER = "tokenizer"
@@ -30,7 +29,6 @@ CTR_MODEL = "ctr_model"
 TIGER_EVAL = "tiger_eval"
 DECODER_EVAL = "decoder_eval"
 SASREC = "sasrec"
-MOST_POPULAR = "most_popular"
 SID_MODELS = {TIGER_EVAL: "TIGER", DECODER_EVAL: "Decoder"}  # evaluation stage -> the model's name in the report
 KIND_NAMES = {
     "vqvae": "VQ-VAE",
@@ -63,14 +61,6 @@ class TableSource:
 
 
 @dataclass(frozen=True)
-class SASRecMatch:
-    """What identifies the leave-one-out split for SASRec manifests that do not name their splits version."""
-
-    n_items: int  # distinct items of the split (SASRec's catalogue)
-    n_test_users: int  # users with a valid and a test item
-
-
-@dataclass(frozen=True)
 class ReportSources:
     """Every version one report reads."""
 
@@ -83,7 +73,7 @@ class ReportSources:
     sid_models: Mapping[str, StageOutput]  # fingerprint -> the trained model each evaluation names
     sasrec: tuple[StageOutput, ...]
     sasrec_by_counts: tuple[str, ...]  # fingerprints of SASRec versions matched by counts, not by splits
-    most_popular: StageOutput | None  # the baseline's stage version, when one was built for these splits
+    most_popular: StageOutput  # the most-popular baseline's version for these splits
 
     def fingerprints(self) -> dict[str, Any]:
         """What the report's version hashes: every version it read."""
@@ -95,7 +85,7 @@ class ReportSources:
             "ctr_model": [stage.fingerprint for stage in self.ctr_models],
             "sid_evals": [f"{stage.stage}/{stage.fingerprint}" for stage in self.sid_evals],
             "sasrec": [stage.fingerprint for stage in self.sasrec],
-            "most_popular": self.most_popular.fingerprint if self.most_popular else None,
+            "most_popular": self.most_popular.fingerprint,
         }
 
     def label_of(self, table_fingerprint: str | None) -> str:
@@ -119,7 +109,7 @@ def find_sources(
     kcore: StageOutput,
     splits: StageOutput,
     embeddings: StageOutput,
-    sasrec_match: SASRecMatch,
+    most_popular: StageOutput,
 ) -> ReportSources:
     """The table, CTR, retrieval and baseline versions that belong to this (k-core, splits, embeddings)."""
     tables = table_sources(
@@ -139,12 +129,7 @@ def find_sources(
         if stage.manifest.get("samples") in samples and _table_of_ctr(stage) in known_tables | {None}
     )
     sid_evals, sid_models = _sid_evaluations(output_root, known_tables, splits)
-    sasrec, by_counts = _sasrec(output_root, splits, sasrec_match)
-    popular = [
-        stage
-        for stage in complete_versions(output_root, MOST_POPULAR)
-        if stage.manifest.get("splits") == splits.fingerprint
-    ]
+    sasrec, by_counts = _sasrec(output_root, splits, most_popular)
     return ReportSources(
         kcore=kcore,
         splits=splits,
@@ -155,7 +140,7 @@ def find_sources(
         sid_models=sid_models,
         sasrec=sasrec,
         sasrec_by_counts=by_counts,
-        most_popular=max(popular, key=lambda stage: stage.file(MANIFEST).stat().st_mtime) if popular else None,
+        most_popular=most_popular,
     )
 
 
@@ -205,15 +190,17 @@ def _sid_evaluations(
 
 
 def _sasrec(
-    output_root: Path, splits: StageOutput, match: SASRecMatch
+    output_root: Path, splits: StageOutput, most_popular: StageOutput
 ) -> tuple[tuple[StageOutput, ...], tuple[str, ...]]:
-    """SASRec versions of ``splits`` (by the splits they name, else by `SASRecMatch`) and those matched by counts."""
+    """SASRec versions of ``splits`` and, of those, the ones matched by counts: a manifest without its splits is
+    matched by the catalogue size and test users the most-popular baseline counted on ``splits``."""
+    counts = (most_popular.manifest["n_items"], most_popular.manifest["n_test_users"])
     found, by_counts = [], []
     for stage in complete_versions(output_root, SASREC):
         if "splits" in stage.manifest:
             if stage.manifest["splits"] == splits.fingerprint:
                 found.append(stage)
-        elif (stage.manifest.get("n_items"), stage.manifest.get("n_test_users")) == (match.n_items, match.n_test_users):
+        elif (stage.manifest.get("n_items"), stage.manifest.get("n_test_users")) == counts:
             found.append(stage)
             by_counts.append(stage.fingerprint)
     return tuple(found), tuple(by_counts)

@@ -20,7 +20,6 @@ from ops.diagnostics.nmi import kmeans_nmi
 from ops.embeddings.stage import read_embeddings
 from ops.reports import plots
 from ops.reports.answer import answer
-from ops.reports.baselines import most_popular
 from ops.reports.diagnostics import (
     Labels,
     TableDiagnostics,
@@ -31,7 +30,8 @@ from ops.reports.diagnostics import (
 )
 from ops.reports.documents import Document, Section, markdown_table, to_html, to_markdown
 from ops.reports.results import METRICS, ctr_runs, ctr_summary, retrieval_table, scaling_tables
-from ops.reports.sources import ReportSources, SASRecMatch, TableSource, find_sources
+from ops.reports.sources import ReportSources, TableSource, find_sources
+from ops.retrieval.stage import most_popular_stage
 from ops.semantic_ids.stage import read_table
 from ops.semantic_ids.table import table_codes
 from ops.tables import read_parquet, write_atomic, write_text_atomic
@@ -39,7 +39,6 @@ from ops.tables import read_parquet, write_atomic, write_text_atomic
 REPORTS_CODE = Path(__file__).resolve().parent
 OPS = REPORTS_CODE.parent
 STAGE = "report"
-LEAVE_ONE_OUT = "leave_one_out.parquet"
 MARKDOWN = "report.md"
 HTML = "report.html"
 SUMMARY = "summary.md"
@@ -69,8 +68,8 @@ def report_stage(
     config: ReportConfig = ReportConfig(),
 ) -> StageOutput:
     """Render (or find cached) the report of every table, CTR run and retrieval result of this data set."""
-    popular = most_popular(read_parquet(splits.file(LEAVE_ONE_OUT)))
-    sources = find_sources(output_root, kcore, splits, embeddings, SASRecMatch(popular.n_items, popular.n_test_users))
+    popular = most_popular_stage(output_root, splits)  # cached: the same version the retrieval assets report
+    sources = find_sources(output_root, kcore, splits, embeddings, popular)
     version = fingerprint({**sources.fingerprints(), "config": asdict(config), "code": _code()})
 
     def build(folder: Path) -> dict[str, Any]:
@@ -79,7 +78,7 @@ def report_stage(
         reference = _embedding_nmi(embeddings, labels, config)
         runs = ctr_runs(sources)
         per_candidate = ctr_summary(runs)
-        retrieval = retrieval_table(sources, popular)
+        retrieval = retrieval_table(sources)
         paragraph = answer(per_candidate, retrieval)
         figures = {
             "downstream.png": plots.downstream_figure(
@@ -132,13 +131,8 @@ def report_document(
 
     missing = [f"{d.label}: {d.note}" for d in diagnostics if d.note]
     retrieval_notes = [
-        f"Most popular: stage most_popular {sources.most_popular.fingerprint}."
-        if sources.most_popular
-        else "Most popular: computed by the report from the split's train counts (no most_popular version yet).",
-        *(
-            f"SASRec {fp} names no splits version; matched by catalogue size and test users."
-            for fp in sources.sasrec_by_counts
-        ),
+        f"SASRec {fp} names no splits version; matched by catalogue size and test users."
+        for fp in sources.sasrec_by_counts
     ]
     sections = [
         Section("Downstream results", image=image("downstream.png")),
@@ -247,10 +241,4 @@ def _retrieval_name(row: dict[str, Any]) -> str:
 
 
 def _code() -> str:
-    return code_version(
-        REPORTS_CODE,
-        OPS / "diagnostics",
-        OPS / "ctr" / "study.py",
-        OPS / "retrieval" / "metrics.py",
-        OPS / "retrieval" / "sequences.py",
-    )
+    return code_version(REPORTS_CODE, OPS / "diagnostics", OPS / "ctr" / "study.py")

@@ -140,10 +140,6 @@ class HandMade:
         }
         return write_stage(self.root, f"{model}_eval", {}, manifest)
 
-    def most_popular(self, recall10: float) -> StageOutput:
-        manifest = {"test": metrics(recall10), "n_items": len(ITEMS), "n_test_users": len(USERS)}
-        return write_stage(self.root, "most_popular", {}, {**manifest, "splits": self.splits.fingerprint})
-
     def sasrec(self, recall10: float, **identity: Any) -> StageOutput:
         """A SASRec version; ``identity`` is what names its split: ``splits=`` or ``n_items=``/``n_test_users=``."""
         manifest = {"test": metrics(recall10), "epochs": 5, "stopped": "patience", **identity}

@@ -1,39 +1,16 @@
-"""The report's parts by hand: the most-popular baseline, category labels, table names, figures, documents."""
+"""The report's parts by hand: category labels, table names, figures, documents."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import polars as pl
-import pytest
 from matplotlib.figure import Figure
 
 from ops.caching import StageOutput
 from ops.reports import plots
-from ops.reports.baselines import most_popular
 from ops.reports.diagnostics import TableDiagnostics, category_labels
 from ops.reports.documents import Document, Section, to_html, to_markdown
 from ops.reports.sources import table_sources
-
-
-def test_most_popular_by_hand():
-    """u1: a b | valid c | test a; u2: b c | valid a | test b; u3: c b | valid d | test g; u4 only trains."""
-    users = {"u1": "abca", "u2": "bcab", "u3": "cbdg", "u4": "hh"}
-    rows = [(u, item, p) for u, items in users.items() for p, item in enumerate(items)]
-    split = pl.DataFrame(
-        {
-            "user_id": [u for u, _, _ in rows],
-            "item_id": [i for _, i, _ in rows],
-            "position": [p for _, _, p in rows],
-            "split": [("train", "train", "valid", "test")[p] if u != "u4" else "train" for u, _, p in rows],
-        }
-    )
-    result = most_popular(split, ks=(1, 5))
-    # train counts: b 3, c 2, h 2, a 1 -> list b c h a d g (ties by id); test targets a, b, g at ranks 3, 0, 5
-    assert (result.n_items, result.n_test_users) == (6, 3)
-    assert result.metrics["recall@1"] == pytest.approx(1 / 3) and result.metrics["recall@5"] == pytest.approx(2 / 3)
-    assert result.metrics["ndcg@5"] == pytest.approx((1 + 1 / math.log2(5)) / 3)
 
 
 def test_category_labels_skip_levels_every_item_shares():
