@@ -45,7 +45,7 @@ from transformers import PreTrainedTokenizerBase
 from ops.device import Placement
 from ops.embeddings.batching import length_sorted_batches, pad_batch
 from ops.embeddings.config import SMOLLM2
-from ops.embeddings.templates import SEPARATOR, TextTemplate, field_values
+from ops.embeddings.templates import AMAZON, HM, MIND, SEPARATOR, TextTemplate, field_values
 from ops.llm.language_modeling import IGNORE, shifted_cross_entropy
 from ops.llm.lora import LoraSettings, ModelSpec, decoder_parts
 from ops.llm.trainer import Batch, LossOutput, TrainerConfig
@@ -103,6 +103,20 @@ class LamiaConfig:
         category breadcrumb (m = 3). The content is the Amazon template minus the categories, so the palette
         must learn what predicts them, as MIND's palette must for its categories."""
         return cls(content_fields=("title", "brand"), task_fields=("title", "brand", "categories"), **changes)
+
+    @classmethod
+    def hm(cls, **changes: Any) -> LamiaConfig:
+        """H&M articles: as the paper, every attribute is content and each one a task (r = m); semid's H&M
+        template has five of the paper's seven."""
+        return cls(content_fields=HM.fields, task_fields=HM.fields, **changes)
+
+    @classmethod
+    def for_template(cls, name: str, **changes: Any) -> LamiaConfig:
+        """The preset of a data set's text-template family (``mind``, ``amazon``, ``hm``)."""
+        presets = {MIND.name: cls, AMAZON.name: cls.amazon, HM.name: cls.hm}
+        if name not in presets:
+            raise ValueError(f"no LAMIA preset for template {name!r}; known: {sorted(presets)}")
+        return presets[name](**changes)
 
     @classmethod
     def test(cls, model: str) -> LamiaConfig:
