@@ -3,6 +3,8 @@ numbers a test sets, and a real Gift Cards slice with tiny tables and CTR runs."
 
 from __future__ import annotations
 
+import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,14 +40,20 @@ TINY = {
 
 
 def write_stage(root: Path, stage: str, files: dict[str, pl.DataFrame], manifest: dict[str, Any]) -> StageOutput:
-    """A published version of ``stage`` holding ``files``, fingerprinted by its manifest."""
+    """A published version of ``stage`` holding ``files``, fingerprinted by its manifest and the files' bytes."""
+    contents = {}
+    for name, frame in files.items():
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        contents[name] = buffer.getvalue()
 
     def build(folder: Path) -> dict[str, Any]:
-        for name, frame in files.items():
-            frame.write_parquet(folder / name)
+        for name, data in contents.items():
+            (folder / name).write_bytes(data)
         return manifest
 
-    return run_cached(root, stage, fingerprint({"stage": stage, **manifest}), build)
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()}
+    return run_cached(root, stage, fingerprint({"stage": stage, "files": digests, **manifest}), build)
 
 
 def metrics(recall10: float) -> dict[str, float]:
