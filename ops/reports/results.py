@@ -85,7 +85,7 @@ def scaling_tables(runs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, list
 
     A cell pools every run of its (backbone, kind, scale, fusion); when those runs read more than one table
     version (say RQ-VAE 3x trained for 20 and for 300 epochs) a note names the cell, since the per-table
-    summary is then the one to read.
+    summary is then the one to read. Another note says when the ID-only value has no 1x column to sit in.
     """
     if runs.is_empty():
         return pl.DataFrame(), pl.DataFrame(), []
@@ -101,6 +101,9 @@ def scaling_tables(runs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, list
         f"{row['tables']} table versions"
         for row in pooled.iter_rows(named=True)
     ]
+    if (runs["kind"] == ID_ONLY).any() and not (runs["scale"] == 1).any():
+        # Table 1 puts ID only in its 1x column, and has that column only when a 1x run exists
+        notes.append("ID only belongs in the 1x column, which these runs lack (no 1x run): see the per-tokenizer table")
     return table1(runs), table2(runs), notes
 
 

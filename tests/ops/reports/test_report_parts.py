@@ -10,6 +10,7 @@ from ops.caching import StageOutput
 from ops.reports import plots
 from ops.reports.diagnostics import TableDiagnostics, category_labels
 from ops.reports.documents import Document, Section, to_html, to_markdown
+from ops.reports.results import CTR_SCHEMA, ctr_summary, scaling_tables
 from ops.reports.sources import table_sources
 
 
@@ -93,3 +94,38 @@ def test_markdown_and_html_say_the_same_thing():
     page = to_html(document, {"fig.png": b"\x89PNG"})
     assert "Use &lt;MoC&gt; &amp; not <code>RQ</code>." in page and "<td class='num'>0.1235</td>" in page
     assert "src='data:image/png;base64,iVBORw=='" in page
+
+
+def ctr_run(kind: str, scale: int, table: str | None, auc: float, seed: int = 0) -> dict:
+    return {
+        "backbone": "deepfm",
+        "tokenizer": kind,
+        "kind": kind,
+        "scale": scale,
+        "fusion": False,
+        "seed": seed,
+        "test_auc": auc,
+        "test_logloss": 0.5,
+        "valid_auc": auc,
+        "table": table,
+        "version": f"{kind}{scale}{table}{seed}",
+    }
+
+
+def test_scaling_tables_say_what_they_pool_and_what_they_cannot_show():
+    runs = pl.DataFrame(
+        [ctr_run("id", 0, None, 0.70), ctr_run("rqvae", 3, "t20", 0.72), ctr_run("rqvae", 3, "t300", 0.74)],
+        schema=CTR_SCHEMA,
+    )
+    first, second, notes = scaling_tables(runs)
+    assert first.columns == ["backbone", "kind", "3x"] and first["3x"].to_list() == [None, "0.7300 ± 0.0141"]
+    assert second.columns == ["backbone", "kind", "3x w/o", "3x w/"]
+    assert notes == [
+        "deepfm rqvae 3x w/o fusion pools runs of 2 table versions",
+        "ID only belongs in the 1x column, which these runs lack (no 1x run): see the per-tokenizer table",
+    ]
+    with_1x = pl.concat([runs, pl.DataFrame([ctr_run("rqvae", 1, "t1", 0.71)], schema=CTR_SCHEMA)])
+    first, _, notes = scaling_tables(with_1x)
+    assert first.filter(pl.col("kind") == "id")["1x"].item() == "0.7000" and len(notes) == 1
+    summary = ctr_summary(runs)
+    assert summary.filter(pl.col("candidate") == "rqvae")["runs"].item() == 2
