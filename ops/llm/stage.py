@@ -14,6 +14,7 @@ Training stops at its wall-clock budget, so a version records what it ran: steps
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -106,7 +107,9 @@ def lamia_palettes_stage(
         )
         item_ids, examples = item_examples(items, tokenizer, config)
         collate = PaletteCollate(tokenizer, config.palette_size)
+        start = time.perf_counter()
         palettes = palette_embeddings(merged, collate, examples, batch_size, placement())  # (n, L, D)
+        seconds = time.perf_counter() - start
         flat = palettes.reshape(len(palettes), -1)
         write_parquet_atomic(embeddings_table(item_ids, flat), folder / PALETTES)
         return {
@@ -117,6 +120,7 @@ def lamia_palettes_stage(
             "palette_size": config.palette_size,
             "aspect_dim": int(palettes.shape[2]),
             "items_with_palettes": len(item_ids),
+            "palette_items_per_s": round(len(item_ids) / max(seconds, 1e-9), 2),
             "items_trainable": trainable,
             "training": _summary(result, folder / "history.json"),
             "nan_vectors": int(np.isnan(flat).any(axis=1).sum()),

@@ -1,0 +1,186 @@
+"""LAMIA item palettes as a tokenizer, next to RQ-VAE and MoC on the same items, with the gamma = 0 ablation.
+
+For each data set (Amazon 2014 Beauty; the MIND sample), through the cached stages the assets use:
+
+1. LAMIA palettes: SmolLM2-135M with LoRA trained under a wall-clock budget on a seeded shuffle of the items
+   (the manifest says how many it reached), then palettes of *every* item from the merged model; once with the
+   paper's gamma = 0.1 and once with gamma = 0 (the paper's Table 4: contrastive losses off);
+2. the lamia Semantic-ID table (per-aspect PCA to 64 + k-means), and RQ-VAE / MoC tables with as many codes on
+   MiniLM embeddings of the same items;
+3. per table: codebook usage per level, collision rate, NMI against categories (per level and joint), and, for
+   LAMIA, the Pearson correlation between aspects (raw palettes: one hidden space) and the NMI between aspects'
+   codes (how independent the aspects are); time per training step, palette items/s; loss curves as a PNG.
+
+Codebooks have 256 codes, fewer where a catalogue is too small (the MIND sample has 195 items with text): the
+largest power of two <= items / 2, recorded per data set. Retrieval and CTR on these tables: `bench/retrieval.py`
+and `bench/ctr.py` pinned to the table fingerprints recorded here (not run by this script).
+
+    HF_HUB_OFFLINE=1 PYTHONPATH=. python bench/lamia.py --budget 3600            # writes bench/results/lamia.json
+
+Sizing on this machine (2 shared cores, load ~8-17): Amazon ~24 s per step of 16 items at LoRA rank 16 (~40 s at
+the paper's 128), palette inference ~3.5 items/s; MIND (longer content and answers) ~107 s per step of 32 items,
+~2.9 palettes/s. Beauty's 12,101 palettes alone take about an hour.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)  # run as a script, bench/tokenizers.py would shadow Hugging Face's `tokenizers` package
+
+import argparse
+import json
+import math
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from bench.common import RESULTS, print_table, write_result
+from bench.llm2vec import DATA_ROOT, OUTPUT_ROOT, step_printer, table_figures
+from ops.caching import StageOutput
+from ops.diagnostics.correlation import codebook_correlation
+from ops.diagnostics.nmi import normalized_mutual_info
+from ops.embeddings.stage import read_embeddings
+from ops.ingest.datasets import get_dataset
+from ops.llm.lamia import LamiaConfig
+from ops.llm.lora import LoraSettings
+from ops.llm.palette_quantizer import LamiaQuantizerConfig
+from ops.llm.stage import lamia_palettes_stage, lamia_table_stages
+from ops.pipeline import Prepared, prepare, semantic_id_version
+from ops.quantizers.config import config_to_dict
+from ops.quantizers.kinds import scaled_config
+from ops.quantizers.kmeans import KMeansConfig
+from ops.quantizers.moc import MoCConfig
+from ops.quantizers.rqvae import RQVAEConfig
+from ops.quantizers.vq import VQConfig
+from ops.semantic_ids.stage import read_table
+from ops.semantic_ids.table import table_codes
+
+DATASETS = ("amazon2014-beauty", "mind-small-sample")
+
+
+def codebook_size(n_items: int, wanted: int) -> int:
+    """``wanted`` codes, or the largest power of two <= n_items / 2 for a catalogue too small for it."""
+    return min(wanted, 2 ** int(math.log2(max(n_items // 2, 2))))
+
+
+def lamia_config(dataset: str, args: argparse.Namespace, gamma: float) -> LamiaConfig:
+    base = LamiaConfig.for_template(get_dataset(dataset).text_template)
+    training = replace(
+        base.training,
+        batch_size=args.batch_size,
+        micro_batch_size=args.micro_batch_size,
+        budget_s=args.budget,
+        epochs=args.epochs,
+    )
+    lora = LoraSettings(rank=args.lora_rank, alpha=2 * args.lora_rank, dropout=base.lora.dropout)
+    return replace(base, gamma=gamma, lora=lora, training=training)
+
+
+def aspect_figures(palettes: StageOutput, table: StageOutput) -> dict[str, Any]:
+    """How independent the aspects are: Pearson correlation of the raw palettes, NMI between aspects' codes."""
+    _, vectors = read_embeddings(palettes)
+    size = palettes.manifest["palette_size"]
+    correlation = codebook_correlation(vectors.reshape(len(vectors), size, -1))  # (L, L)
+    codes = table_codes(read_table(table))
+    pairs = [(i, j) for i in range(size) for j in range(i + 1, size)]
+    return {
+        "aspect_correlation": correlation.tolist(),
+        "aspect_correlation_mean_abs_off_diagonal": float(np.abs(correlation[~np.eye(size, dtype=bool)]).mean()),
+        "aspect_code_nmi": {f"{i}-{j}": normalized_mutual_info(codes[:, i], codes[:, j]) for i, j in pairs},
+    }
+
+
+def loss_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """Per-step loss parts of every LAMIA run, one panel per part."""
+    from matplotlib.figure import Figure
+
+    parts = ("generation", "intra", "inter")
+    figure = Figure(figsize=(4 * len(parts), 3.2))
+    axes = figure.subplots(1, len(parts))
+    for name, history in histories.items():
+        for axis, part in zip(axes, parts, strict=True):
+            axis.plot([log["step"] for log in history], [log["parts"][part] for log in history], label=name)
+            axis.set_title(part)
+            axis.set_xlabel("optimizer step")
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def run_dataset(dataset: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    prepared: Prepared = prepare(dataset, DATA_ROOT, args.output_root)
+    n_items = prepared.embeddings.manifest["items_embedded"]
+    size = codebook_size(n_items, args.codebook_size)
+    print(f"{dataset}: {n_items} items with text, {size} codes per codebook")
+    rows, histories, runs = [], {}, {}
+    for gamma in args.gammas:
+        config = lamia_config(dataset, args, gamma)
+        palettes = lamia_palettes_stage(prepared.kcore, args.output_root, config, callback=step_printer())
+        quantizer = LamiaQuantizerConfig(
+            palette_size=config.palette_size,
+            aspect_dim=palettes.manifest["aspect_dim"],
+            pca_dim=min(args.pca_dim, n_items - 1),
+            kmeans=KMeansConfig(codebook_size=size),
+        )
+        _, table = lamia_table_stages(palettes, args.output_root, quantizer)
+        name = f"LAMIA gamma={gamma}"
+        history = json.loads(Path(palettes.path, "history.json").read_text())
+        histories[f"{dataset} {name}"] = history
+        training = palettes.manifest["training"]
+        runs[name] = {
+            "palettes": palettes.fingerprint,
+            "config": {"content": config.content_fields, "tasks": config.task_fields, "lora_rank": config.lora.rank},
+            "training": training,
+            "s_per_step": float(np.median([log["seconds"] for log in history])),
+            "palette_items_per_s": palettes.manifest["palette_items_per_s"],
+            **aspect_figures(palettes, table),
+        }
+        rows.append({"tokenizer": name, **table_figures(table, prepared.kcore)})
+    for kind, config_class in (("rqvae", RQVAEConfig), ("moc", MoCConfig)):
+        base = config_class()
+        settings = {
+            "vq": {**config_to_dict(VQConfig()), "codebook_size": size},
+            "autoencoder": {**config_to_dict(base.autoencoder), "input_dim": prepared.embeddings.manifest["dim"]},
+            "train": config_to_dict(base.train),
+        }
+        _, table = semantic_id_version(args.output_root, prepared.embeddings, scaled_config(kind, 4, settings))
+        rows.append({"tokenizer": f"{kind} 4x{size} (MiniLM)", **table_figures(table, prepared.kcore)})
+    return {"items": n_items, "codebook_size": size, "lamia_runs": runs, "tables": rows}, histories
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--output-root", type=Path, default=OUTPUT_ROOT)
+    parser.add_argument("--budget", type=float, default=3600.0, help="seconds of LAMIA training per run")
+    parser.add_argument("--gammas", type=float, nargs="+", default=[0.1, 0.0], help="contrastive weights to run")
+    parser.add_argument("--lora-rank", type=int, default=16, help="paper: 128 (~1.6x slower steps here)")
+    parser.add_argument("--batch-size", type=int, default=32, help="items per optimizer step (paper: 128)")
+    parser.add_argument("--micro-batch-size", type=int, default=16, help="items per forward = inter negatives + 1")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--pca-dim", type=int, default=64)
+    parser.add_argument("--codebook-size", type=int, default=256)
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    figures, histories = {}, {}
+    for dataset in args.datasets:
+        figures[dataset], curves = run_dataset(dataset, args)
+        histories.update(curves)
+        print_table(
+            [{k: r[k] for k in ("tokenizer", "collision_rate", "nmi_joint")} for r in figures[dataset]["tables"]]
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    loss_curves(histories, RESULTS / "lamia_losses.png")
+    figures["seconds"] = round(time.perf_counter() - start, 1)
+    notes = "Retrieval and DCNv2 AUC on these tables: bench/retrieval.py and bench/ctr.py pinned to their fingerprints."
+    write_result("lamia", figures, notes=notes)
+
+
+if __name__ == "__main__":
+    main()
