@@ -86,7 +86,11 @@ def ctr_verdict(summary: pl.DataFrame) -> Verdict:
         if auc[best] - baseline < noise:
             parts.append(f", within the seed-to-seed spread (std {noise:.4f})")
     if len(tables) > 1:
-        parts.append(f", and {auc[best] - auc[tables[1]]:+.4f} over the next table, {tables[1]} ({auc[tables[1]]:.4f})")
+        second = tables[1]
+        parts.append(f", and {auc[best] - auc[second]:+.4f} over the next table, {second} ({auc[second]:.4f})")
+        noise = max(spread.get(best) or 0.0, spread.get(second) or 0.0)
+        if auc[best] - auc[second] < noise:
+            parts.append(f", within the seed-to-seed spread (std {noise:.4f})")
     if len(backbones) > 1:
         wins = _wins_per_backbone(summary.filter(pl.col("candidate").is_in(tables)), best, backbones)
         parts.append(f"; it is the best table on {wins} of {len(backbones)} backbones")
@@ -108,7 +112,8 @@ def retrieval_verdict(table: pl.DataFrame) -> Verdict:
             reference.append(f"most popular reaches Recall@10 {popular[PRIMARY]:.4f}")
         known = f"; {' and '.join(reference)}" if reference else ""
         return Verdict(
-            f"There is no Semantic-ID retrieval result yet (materialize `tiger_model` and `retrieval_eval`){known}.",
+            "There is no Semantic-ID retrieval result yet (materialize a Semantic-ID recommender and its "
+            f"evaluation, e.g. `tiger_model` and `retrieval_eval`){known}.",
             None,
             "no retrieval result yet",
         )
@@ -123,13 +128,16 @@ def retrieval_verdict(table: pl.DataFrame) -> Verdict:
             f", {_margin(best[PRIMARY], second[PRIMARY])} over {second['tokenizer']}{model} ({second[PRIMARY]:.4f})"
         )
     winner, reason = best["tokenizer"], ""
+    popular_wins = popular is not None and popular[PRIMARY] >= best[PRIMARY]
     if sasrec is not None and sasrec[PRIMARY] > best[PRIMARY]:
         parts.append(
             f"; but the ID-only SASRec is higher still ({sasrec[PRIMARY]:.4f}, "
             f"{_margin(sasrec[PRIMARY], best[PRIMARY])}), so ID-based retrieval wins on this data set"
         )
+        if popular_wins:
+            parts.append(f", and even most popular ({popular[PRIMARY]:.4f}) beats every Semantic-ID model")
         winner, reason = None, "SASRec, ID only, wins retrieval"
-    elif popular is not None and popular[PRIMARY] >= best[PRIMARY]:
+    elif popular_wins:
         parts.append(
             f"; but most popular is as good or better ({popular[PRIMARY]:.4f}), so no tokenizer helps retrieval yet"
         )

@@ -171,14 +171,14 @@ def summary_frame(diagnostics: Sequence[TableDiagnostics]) -> pl.DataFrame:
             "tokenizer": d.label,
             "items": d.n_items,
             "min usage": d.min_usage,
-            "collision rate": d.collision_rate,
+            "collisions": d.collision_rate,
             "max suffix": d.max_suffix,
             "NMI joint": d.nmi_joint,
             "NMI level 1": d.nmi_levels[0] if d.nmi_levels else None,
-            "top singular value": d.top_singular_value,
+            "σ1": d.top_singular_value,
             "mean |corr|": d.mean_abs_correlation,
         }
         if largest is not None:
-            row[f"NMI K-Means {largest}"] = (d.nmi_clusters or {}).get(largest)
+            row[f"NMI k-means@{largest}"] = (d.nmi_clusters or {}).get(largest)
         rows.append(row)
     return pl.DataFrame(rows) if rows else pl.DataFrame()

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from ops.reports.diagnostics import TableDiagnostics
 from ops.reports.results import ID_BASED, POPULAR
@@ -31,6 +31,8 @@ KIND_COLORS = {
 }  # ColorBrewer Dark2, one colour per tokenizer kind
 OTHER_COLOR = "#666666"  # unknown kinds, ID only, baselines
 LINE_STYLES = ("-", "--", ":", "-.")  # successive tables of one kind
+MARKERS = ("o", "s", "^", "D", "v", "P")  # successive tables, so equal values stay told apart
+JITTER = 0.04  # horizontal offset between tables at one level (levels are categories: offsets mislead nobody)
 SPECTRUM_FLOOR = 1e-6  # singular values are drawn on a log axis; exact zeros (collapse) sit at the floor
 
 
@@ -45,10 +47,10 @@ def usage_figure(diagnostics: Sequence[TableDiagnostics]) -> Figure:
     figure = Figure(figsize=(WIDTH, 3.8), layout="constrained")
     used, spread = figure.subplots(1, 2)
     styles = _styles(diagnostics)
-    for d in diagnostics:
-        levels = np.arange(1, d.levels + 1)
-        used.plot(levels, d.usage, marker="o", label=d.label, **styles[d.label])
-        spread.plot(levels, np.asarray(d.perplexity) / d.codebook_size, marker="o", label=d.label, **styles[d.label])
+    for rank, d in enumerate(diagnostics):
+        levels = np.arange(1, d.levels + 1) + JITTER * (rank - (len(diagnostics) - 1) / 2)  # equal lines stay visible
+        used.plot(levels, d.usage, label=d.label, **styles[d.label])
+        spread.plot(levels, np.asarray(d.perplexity) / d.codebook_size, label=d.label, **styles[d.label])
     for axis, title in ((used, "codes used / codebook size"), (spread, "perplexity / codebook size")):
         axis.set(title=title, xlabel="level (codebook)", ylim=(0, 1.05))
         axis.xaxis.get_major_locator().set_params(integer=True)
@@ -88,14 +90,14 @@ def nmi_figure(
     codes, clusters = figure.subplots(1, 2)
     styles = _styles(scored)
     for d in scored:
-        codes.plot(np.arange(1, d.levels + 1), d.nmi_levels, marker="o", label=d.label, **styles[d.label])
+        codes.plot(np.arange(1, d.levels + 1), d.nmi_levels, label=d.label, **styles[d.label])
         if d.nmi_clusters:
             counts = sorted(d.nmi_clusters)
-            clusters.plot(counts, [d.nmi_clusters[k] for k in counts], marker="o", **styles[d.label])
+            clusters.plot(counts, [d.nmi_clusters[k] for k in counts], **styles[d.label])
     if reference:
         counts = sorted(reference)
-        clusters.plot(counts, [reference[k] for k in counts], "k--", marker="s", label="text embedding")
-        clusters.legend(loc="lower right", fontsize=8)
+        clusters.plot(counts, [reference[k] for k in counts], "k--", marker="x", label="text embedding")
+        clusters.legend(loc="best", fontsize=8)
     codes.set(title="(a) NMI of each level's codes", xlabel="level (codebook)", ylabel=f"NMI vs {labels}")
     codes.xaxis.get_major_locator().set_params(integer=True)
     clusters.set(title="(b) NMI of K-Means clusters of the representation", xlabel="clusters", xscale="log")
@@ -121,7 +123,7 @@ def spectrum_figure(diagnostics: Sequence[TableDiagnostics]) -> Figure | None:
     for axis, scale in zip(axes, scales, strict=True):
         for d in (d for d in measured if d.scale == scale):
             values = np.maximum(d.spectrum, SPECTRUM_FLOOR)
-            axis.plot(np.arange(1, len(values) + 1), values, label=d.label, **styles[d.label])
+            axis.plot(np.arange(1, len(values) + 1), values, label=d.label, **{**styles[d.label], "marker": None})
         axis.set(title=f"scaling factor {scale}x", xlabel="singular value index", yscale="log")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
@@ -209,6 +211,7 @@ def _retrieval_bars(axis, retrieval: pl.DataFrame) -> None:
     axis.invert_yaxis()
     axis.set_xlim(0, float(retrieval["recall@10"].max()) * 1.3 or 1.0)
     axis.set(title="Retrieval: test Recall@10 / NDCG@10", xlabel="metric")
+    axis.xaxis.set_major_locator(MaxNLocator(4))
     axis.grid(axis="x", alpha=0.3)
     axis.legend(fontsize=8, loc="lower right")
 
@@ -222,15 +225,16 @@ def _retrieval_height(retrieval: pl.DataFrame) -> float:
 
 
 def _styles(diagnostics: Sequence[TableDiagnostics]) -> dict[str, dict[str, str]]:
-    """Colour by kind, line style by the table's rank among the tables of its kind."""
+    """Colour by kind, line style by the table's rank among the tables of its kind, a marker per table."""
     seen: dict[str, int] = {}
     styles = {}
-    for d in diagnostics:
+    for index, d in enumerate(diagnostics):
         rank = seen.get(d.kind, 0)
         seen[d.kind] = rank + 1
         styles[d.label] = {
             "color": KIND_COLORS.get(d.kind, OTHER_COLOR),
             "linestyle": LINE_STYLES[rank % len(LINE_STYLES)],
+            "marker": MARKERS[index % len(MARKERS)],
         }
     return styles
 

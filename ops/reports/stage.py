@@ -166,7 +166,10 @@ def report_document(
             "Semantic-ID tables",
             f"{len(diagnostics)} tables built from embeddings {sources.embeddings.fingerprint} "
             f"({embeddings.get('model')}, {embeddings.get('dim')}-d). The semantic representation is each item's "
-            "codebook vectors concatenated (the tokenizer-side analogue of the paper's Semantic-ID embeddings).",
+            "codebook vectors concatenated (the tokenizer-side analogue of the paper's Semantic-ID embeddings). "
+            "min usage: the least-used level's share of codes used; collisions: share of items whose code tuple "
+            "another item shares; NMI: against the item categories; σ1: the representation's top singular value "
+            "(unit Frobenius norm); mean |corr|: mean absolute correlation between codebooks.",
             summary_frame(diagnostics),
             notes=missing,
         ),

@@ -63,7 +63,11 @@ def test_id_only_winning_ctr_is_said_plainly():
 
 def test_a_margin_inside_the_seed_spread_is_flagged():
     summary = ctr([("deepfm", "ID only", 0.7900), ("deepfm", "RQ-VAE 3x256", 0.7905)], std=0.004)
-    assert "within the seed-to-seed spread (std 0.0040)" in ctr_verdict(summary).sentence
+    assert "+0.0005 over ID only (0.7900), within the seed-to-seed spread (std 0.0040)" in ctr_verdict(summary).sentence
+    tables = ctr([("deepfm", "MoC 3x256", 0.7950), ("deepfm", "RQ-VAE 3x256", 0.7905)], std=0.004)
+    assert "+0.0045 over the next table, RQ-VAE 3x256 (0.7905)." in ctr_verdict(tables).sentence
+    close = ctr([("deepfm", "MoC 3x256", 0.7930), ("deepfm", "RQ-VAE 3x256", 0.7905)], std=0.004)
+    assert "(0.7905), within the seed-to-seed spread (std 0.0040)" in ctr_verdict(close).sentence
 
 
 def test_candidates_are_compared_on_the_backbones_they_share():
@@ -95,6 +99,12 @@ def test_retrieval_names_the_best_tokenizer_and_the_id_based_winner():
     assert "the ID-only SASRec is higher still (0.0590" in verdict.sentence
     assert "ID-based retrieval wins" in verdict.sentence and "stopped at its time budget" in verdict.sentence
     assert verdict.winner is None
+
+    assert "even most popular" not in verdict.sentence
+    below_popular = retrieval_verdict(retrieval([("Most popular", "-", POPULAR, 0.03), *rows[1:]]))
+    assert (
+        "ID-based retrieval wins on this data set, and even most popular (0.0300) beats every" in below_popular.sentence
+    )
 
     without_sasrec = retrieval_verdict(retrieval([rows[0], rows[2], rows[3]]))
     assert without_sasrec.winner == "MoC 3x256" and "ahead of most popular (0.0110)" in without_sasrec.sentence
