@@ -48,7 +48,7 @@ from ops.embeddings.stage import read_embeddings
 from ops.ingest.datasets import get_dataset
 from ops.llm.lamia import LamiaConfig
 from ops.llm.lora import LoraSettings
-from ops.llm.palette_quantizer import LamiaQuantizerConfig
+from ops.quantizers.lamia import LamiaQuantizerConfig
 from ops.llm.stage import lamia_palettes_stage, lamia_table_stages
 from ops.pipeline import Prepared, prepare, semantic_id_version
 from ops.quantizers.config import config_to_dict

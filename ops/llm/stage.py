@@ -31,7 +31,7 @@ from ops.embeddings.templates import TextTemplate, render_texts
 from ops.llm.lamia import LamiaConfig, PaletteCollate, item_examples, lamia_loss, palette_embeddings
 from ops.llm.llm2vec import MODEL_DIR, LLM2VecConfig, adapt
 from ops.llm.lora import build, fold, load_base, read_checkpoint, save_checkpoint
-from ops.llm.palette_quantizer import LamiaQuantizerConfig, LamiaTokenizer, quantize_palettes
+from ops.quantizers.lamia import LamiaQuantizerConfig, LamiaTokenizer, quantize_palettes
 from ops.llm.trainer import StepLog, TrainResult, train
 from ops.quantizers.checkpoint import save_checkpoint as save_tokenizer
 from ops.quantizers.config import config_from_dict, config_to_dict

@@ -7,13 +7,14 @@ from typing import Any
 
 from ops.quantizers.autoencoder import Tokenizer
 from ops.quantizers.config import TrainConfig, config_from_dict
+from ops.quantizers.lamia import LamiaQuantizerConfig, LamiaTokenizer
 from ops.quantizers.moc import MoC, MoCConfig
 from ops.quantizers.multi_embedding import MultiEmbedding, MultiEmbeddingConfig
 from ops.quantizers.rqkmeans import RQKMeans, RQKMeansConfig
 from ops.quantizers.rqvae import RQVAE, RQVAEConfig
 from ops.quantizers.vqvae import VQVAE, VQVAEConfig
 
-TokenizerConfig = VQVAEConfig | RQVAEConfig | MoCConfig | MultiEmbeddingConfig | RQKMeansConfig
+TokenizerConfig = VQVAEConfig | RQVAEConfig | MoCConfig | MultiEmbeddingConfig | RQKMeansConfig | LamiaQuantizerConfig
 
 TOKENIZERS: MappingProxyType[str, tuple[type[Tokenizer], type]] = MappingProxyType(
     {
@@ -22,10 +23,11 @@ TOKENIZERS: MappingProxyType[str, tuple[type[Tokenizer], type]] = MappingProxyTy
         MoC.kind: (MoC, MoCConfig),
         MultiEmbedding.kind: (MultiEmbedding, MultiEmbeddingConfig),
         RQKMeans.kind: (RQKMeans, RQKMeansConfig),
+        LamiaTokenizer.kind: (LamiaTokenizer, LamiaQuantizerConfig),
     }
 )
 
-TRAINING_FREE = (RQKMeansConfig,)  # configs whose tokenizer is fitted by its k-means `initialize` alone
+TRAINING_FREE = (RQKMeansConfig, LamiaQuantizerConfig)  # tokenizers fitted by their k-means `initialize` alone
 
 
 def kind_of(config: TokenizerConfig) -> str:
@@ -54,7 +56,9 @@ def train_schedule(config: TokenizerConfig) -> TrainConfig | None:
 
 
 # the config field that says how many codes (or, for ME, downstream tables) an item gets, per kind
-SCALE_FIELD = MappingProxyType({"rqvae": "levels", "moc": "n_codebooks", "me": "scaling_factor", "rqkmeans": "levels"})
+SCALE_FIELD = MappingProxyType(
+    {"rqvae": "levels", "moc": "n_codebooks", "me": "scaling_factor", "rqkmeans": "levels", "lamia": "palette_size"}
+)
 
 
 def scaled_config(kind: str, scale: int, settings: dict[str, Any]) -> TokenizerConfig:

@@ -127,9 +127,9 @@ def test_unknown_config_keys_are_refused():
     with pytest.raises(ValueError, match="unknown RQVAEConfig fields"):
         config_for("rqvae", {"levls": 3})
     with pytest.raises(ValueError, match="unknown tokenizer kind"):
-        config_for("lamia", {})
+        config_for("rqkmeens", {})
 
 
 def test_kind_names_are_the_short_ones_configs_and_checkpoints_use():
-    assert sorted(TOKENIZERS) == ["me", "moc", "rqkmeans", "rqvae", "vqvae"]
+    assert sorted(TOKENIZERS) == ["lamia", "me", "moc", "rqkmeans", "rqvae", "vqvae"]
     assert kind_of(MultiEmbeddingConfig()) == "me" and config_for("me", {"scaling_factor": 7}).scaling_factor == 7

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ops.diagnostics.nmi import normalized_mutual_info
-from ops.llm.palette_quantizer import LamiaQuantizerConfig, LamiaTokenizer, quantize_palettes
+from ops.quantizers.lamia import LamiaQuantizerConfig, LamiaTokenizer, quantize_palettes
 from ops.quantizers.kmeans import KMeansConfig
 from ops.semantic_ids.table import SCHEMA, table_codes
 
