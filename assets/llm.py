@@ -22,10 +22,10 @@ from ops.ingest.datasets import get_dataset
 from ops.llm.lamia import LamiaConfig
 from ops.llm.llm2vec import LLM2VecConfig
 from ops.llm.lora import LoraSettings
-from ops.quantizers.lamia import LamiaQuantizerConfig
 from ops.llm.stage import StepCallback, lamia_palettes_stage, lamia_table_stages, llm2vec_stage
 from ops.llm.trainer import StepLog
 from ops.quantizers.kmeans import KMeansConfig
+from ops.quantizers.lamia import LamiaQuantizerConfig
 from resources import MlflowTracking, StorageResource
 from resources.mlflow_tracking import TrackedRun
 

@@ -48,12 +48,12 @@ from ops.embeddings.stage import read_embeddings
 from ops.ingest.datasets import get_dataset
 from ops.llm.lamia import LamiaConfig
 from ops.llm.lora import LoraSettings
-from ops.quantizers.lamia import LamiaQuantizerConfig
 from ops.llm.stage import lamia_palettes_stage, lamia_table_stages
 from ops.pipeline import Prepared, prepare, semantic_id_version
 from ops.quantizers.config import config_to_dict
 from ops.quantizers.kinds import scaled_config
 from ops.quantizers.kmeans import KMeansConfig
+from ops.quantizers.lamia import LamiaQuantizerConfig
 from ops.quantizers.moc import MoCConfig
 from ops.quantizers.rqvae import RQVAEConfig
 from ops.quantizers.vq import VQConfig

@@ -59,7 +59,10 @@ def embed(
         embedder = TransformerEmbedder(config)
         result = embed_items(items, embedder, template, cache_dir=output_root / STORE, progress=progress)
         write_parquet_atomic(embeddings_table(result.item_ids, result.vectors), folder / TABLE)
-        write_parquet_atomic(pl.DataFrame({"item_id": result.textless_ids}, schema={"item_id": pl.String}), folder / "textless_items.parquet")
+        write_parquet_atomic(
+            pl.DataFrame({"item_id": result.textless_ids}, schema={"item_id": pl.String}),
+            folder / "textless_items.parquet",
+        )
         norms = np.linalg.norm(result.vectors, axis=1) if len(result.vectors) else np.zeros(0)
         return {
             "dataset": upstream.manifest.get("dataset"),

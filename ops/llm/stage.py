@@ -31,10 +31,10 @@ from ops.embeddings.templates import TextTemplate, render_texts
 from ops.llm.lamia import LamiaConfig, PaletteCollate, item_examples, lamia_loss, palette_embeddings
 from ops.llm.llm2vec import MODEL_DIR, LLM2VecConfig, adapt
 from ops.llm.lora import build, fold, load_base, read_checkpoint, save_checkpoint
-from ops.quantizers.lamia import LamiaQuantizerConfig, LamiaTokenizer, quantize_palettes
 from ops.llm.trainer import StepLog, TrainResult, train
 from ops.quantizers.checkpoint import save_checkpoint as save_tokenizer
 from ops.quantizers.config import config_from_dict, config_to_dict
+from ops.quantizers.lamia import LamiaQuantizerConfig, LamiaTokenizer, quantize_palettes
 from ops.quantizers.stage import CHECKPOINT as TOKENIZER_CHECKPOINT
 from ops.quantizers.stage import STAGE as TOKENIZER_STAGE
 from ops.semantic_ids.stage import STAGE as SEMANTIC_IDS_STAGE

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ops.diagnostics.nmi import normalized_mutual_info
-from ops.quantizers.lamia import LamiaQuantizerConfig, LamiaTokenizer, quantize_palettes
 from ops.quantizers.kmeans import KMeansConfig
+from ops.quantizers.lamia import LamiaQuantizerConfig, LamiaTokenizer, quantize_palettes
 from ops.semantic_ids.table import SCHEMA, table_codes
 
 
