@@ -3,7 +3,7 @@
 CTR is judged on test AUC averaged over seeds and over the backbones every compared candidate was trained
 with; retrieval on test Recall@10 (NDCG@10 quoted beside it). The paragraph names the winner on each task and
 its margin over ID only, over the next tokenizer and over the baselines, and says plainly when ID only, SASRec
-or most popular wins, when a margin is inside the seed-to-seed spread, when TIGER stopped at its time budget,
+or most popular wins, when a margin is inside the seed-to-seed spread, when a model stopped at its time budget,
 and when a task has no result yet.
 """
 
@@ -35,7 +35,7 @@ def answer(ctr: pl.DataFrame, retrieval: pl.DataFrame) -> str:
 
 
 def ctr_verdict(summary: pl.DataFrame) -> Verdict:
-    """Best candidate on mean test AUC over the backbone set most candidates share."""
+    """Best candidate on mean test AUC over the backbone set that compares the most results."""
     if summary.is_empty():
         return Verdict(
             "There is no CTR result for this data set yet (materialize `ctr_model` with and without Semantic IDs, "

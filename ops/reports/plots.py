@@ -2,7 +2,7 @@
 
 Figures are built with `matplotlib.figure.Figure` (the Agg canvas, no pyplot state), so rendering is safe in
 any process and leaves no global state behind. Colours follow the tokenizer kind in every figure; tables of
-one kind at several scales differ by line style.
+one kind at several scales differ by line style, and every table has its own marker.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullLocator
 
@@ -70,7 +71,7 @@ def collision_figure(diagnostics: Sequence[TableDiagnostics]) -> Figure:
     for row, d in zip(rows, diagnostics, strict=True):
         text = f" {d.collision_rate:.1%}  (max suffix {d.max_suffix}, {d.distinct_tuples:,} distinct tuples)"
         axis.text(d.collision_rate, row, text, va="center", fontsize=9)
-    axis.set(yticks=rows, yticklabels=[d.label for d in diagnostics], xlim=(0, 1.45), xlabel="collision rate")
+    axis.set(yticks=rows, yticklabels=[d.label for d in diagnostics], xlim=(0, 1.6), xlabel="collision rate")
     axis.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
     axis.invert_yaxis()
     axis.grid(axis="x", alpha=0.3)
@@ -175,7 +176,7 @@ def downstream_figure(ctr: pl.DataFrame, retrieval: pl.DataFrame) -> Figure | No
     return figure
 
 
-def _ctr_bars(axis, ctr: pl.DataFrame) -> None:
+def _ctr_bars(axis: Axes, ctr: pl.DataFrame) -> None:
     """Horizontal bars per candidate, one per backbone, the axis zoomed to the range of the AUCs."""
     candidates = ctr.group_by("candidate").agg(pl.col("test_auc").mean()).sort("test_auc", descending=True)
     names = candidates["candidate"].to_list()
@@ -198,7 +199,7 @@ def _ctr_bars(axis, ctr: pl.DataFrame) -> None:
         axis.legend(fontsize=8)
 
 
-def _retrieval_bars(axis, retrieval: pl.DataFrame) -> None:
+def _retrieval_bars(axis: Axes, retrieval: pl.DataFrame) -> None:
     names = [
         row["model"] if row["family"] in (POPULAR, ID_BASED) else f"{row['model']} · {row['tokenizer']}"
         for row in retrieval.iter_rows(named=True)
@@ -217,10 +218,12 @@ def _retrieval_bars(axis, retrieval: pl.DataFrame) -> None:
 
 
 def _ctr_height(ctr: pl.DataFrame) -> float:
-    return 1.5 + 0.45 * ctr["candidate"].n_unique() * max(1, ctr["backbone"].n_unique()) ** 0.5 if len(ctr) else 0.0
+    """Inches: a row per candidate (its backbones' bars share the row)."""
+    return 1.5 + 0.5 * ctr["candidate"].n_unique() if len(ctr) else 0.0
 
 
 def _retrieval_height(retrieval: pl.DataFrame) -> float:
+    """Inches: a row per model (Recall@10 and NDCG@10 bars share the row)."""
     return 1.5 + 0.5 * len(retrieval) if len(retrieval) else 0.0
 
 
@@ -239,7 +242,7 @@ def _styles(diagnostics: Sequence[TableDiagnostics]) -> dict[str, dict[str, str]
     return styles
 
 
-def _legend_below(figure: Figure, axis, entries: int) -> None:
+def _legend_below(figure: Figure, axis: Axes, entries: int) -> None:
     """One legend for both panels, under them (tables can be many, labels long)."""
     handles, names = axis.get_legend_handles_labels()
     figure.legend(handles, names, loc="outside lower center", ncol=min(entries, 4), fontsize=8)
