@@ -82,7 +82,7 @@ def finite_embeddings_check(vectors: AssetsDefinition) -> AssetChecksDefinition:
 
 
 def metric_range_check(producer: AssetsDefinition) -> AssetChecksDefinition:
-    """AUCs / recalls / NDCGs of a CTR, study, TIGER-evaluation or SASRec asset lie in [0, 1]."""
+    """AUCs / recalls / NDCGs of a CTR, study, TIGER- or decoder-evaluation or SASRec asset lie in [0, 1]."""
 
     @asset_check(
         asset=producer,
@@ -102,6 +102,12 @@ ALL_CHECKS = [
     finite_embeddings_check(embeddings.item_embeddings),
     *(
         metric_range_check(asset)
-        for asset in (ctr.ctr_model, ctr.scaling_study, retrieval.retrieval_eval, retrieval.sasrec_model)
+        for asset in (
+            ctr.ctr_model,
+            ctr.scaling_study,
+            retrieval.retrieval_eval,
+            retrieval.decoder_eval,
+            retrieval.sasrec_model,
+        )
     ),
 ]

@@ -15,7 +15,16 @@ GROUP = "reports"
 ARTIFACT_FOLDER = "report"  # where the report's files go in the MLflow run
 # Assets whose versions the report reads from disk (found by manifest, not loaded as inputs): non-data deps, so the
 # graph shows the report downstream of them and marks it stale when they change. Keep in step with their keys.
-READS = ("semantic_ids", "ctr_model", "scaling_study", "tiger_model", "retrieval_eval", "sasrec_model")
+READS = (
+    "semantic_ids",
+    "ctr_model",
+    "scaling_study",
+    "tiger_model",
+    "retrieval_eval",
+    "decoder_model",
+    "decoder_eval",
+    "sasrec_model",
+)
 
 
 class ReportParams(Config):

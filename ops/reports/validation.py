@@ -25,7 +25,7 @@ from ops.ctr.study import STUDY_STAGE, StudyCell, study_results
 from ops.diagnostics.usage import code_counts
 from ops.embeddings.stage import TABLE as EMBEDDINGS_TABLE
 from ops.embeddings.stage import read_embeddings
-from ops.reports.sources import CTR_MODEL, SASREC, TIGER_EVAL
+from ops.reports.sources import CTR_MODEL, DECODER_EVAL, SASREC, TIGER_EVAL
 from ops.semantic_ids.stage import read_table
 from ops.semantic_ids.table import table_codes
 from ops.tables import read_parquet
@@ -221,7 +221,7 @@ def check_embeddings(embeddings: StageOutput) -> Outcome:
 
 
 def check_metrics(stage: StageOutput) -> Outcome:
-    """`metrics_in_unit_interval` of a CTR model, scaling study, TIGER evaluation or SASRec version."""
+    """`metrics_in_unit_interval` of a CTR model, scaling study, TIGER / decoder evaluation or SASRec version."""
     if stage.stage not in STAGE_METRICS:
         raise ValueError(f"no metric check for stage {stage.stage!r}; known: {sorted(STAGE_METRICS)}")
     return metrics_in_unit_interval(STAGE_METRICS[stage.stage](stage), f"{stage.stage} {stage.fingerprint}")
@@ -231,5 +231,6 @@ STAGE_METRICS: dict[str, Callable[[StageOutput], dict[str, float | None]]] = {
     CTR_MODEL: lambda stage: ctr_metrics(stage.manifest),
     STUDY_STAGE: lambda stage: study_metrics(study_results(stage)),
     TIGER_EVAL: lambda stage: retrieval_metrics(stage.manifest),
+    DECODER_EVAL: lambda stage: retrieval_metrics(stage.manifest),
     SASREC: lambda stage: retrieval_metrics(stage.manifest),
 }  # stage name -> the [0, 1] metrics of one of its versions

@@ -138,6 +138,7 @@ def test_finite_embeddings_check(tmp_path):
     [
         ("ctr_model", "ctr_model", {"test_auc": 1.3, "valid_auc": 0.7}),
         ("tiger_eval", "retrieval_eval", {"test": {"recall@10": 0.1, "ndcg@10": -0.01}}),
+        ("decoder_eval", "decoder_eval", {"test": {"recall@10": 0.1, "ndcg@10": 2.0}}),
         ("sasrec", "sasrec_model", {"test": {"recall@10": float("nan")}}),
     ],
 )
