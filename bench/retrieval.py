@@ -19,7 +19,7 @@ and seed: budget, epochs, next-item targets seen and per second, metrics, invali
 date), keeping every earlier part, and rebuilds ``figures.rows``: one row per model and table, mean and std over
 its seeds.
 
-    python -m bench.retrieval --parts most_popular sasrec decoder:rqvae decoder:rqkmeans decoder:moc tiger:moc
+    python -m bench.retrieval      # = make bench-retrieval: every part below but cornac, seed 0, 30 minutes each
     python -m bench.retrieval --parts decoder:moc sasrec --seeds 0 1 2    # the best Semantic-ID model, 3 seeds
     python -m bench.retrieval --parts speed:rqvae --speed-seconds 60      # the training-speed ratio alone
     python -m bench.retrieval --parts decoder:rqvae --budget-minutes 1 --users 2000 --name retrieval-smoke
@@ -85,6 +85,17 @@ SCALE = 3  # codes per item of every table compared (the paper's and TIGER's 3 l
 BEAMS = 20  # items returned per user: metrics at 5, 10 and 20
 # cornac's own RQ-VAE takes 25-65 min on this CPU before TIGER's budget starts; its residual k-means, 74 s
 CORNAC_TOKENIZER = "rkmeans"
+# every cell of the table at one seed; the 3-seed cells are a second call with --seeds 1 2
+DEFAULT_PARTS = (
+    "most_popular",
+    "sasrec",
+    "decoder:rqvae",
+    "decoder:rqkmeans",
+    "decoder:moc",
+    "tiger:moc",
+    "speed:rqvae",
+    "decoding:moc",
+)
 SUMMARY_KEYS = (*METRICS, "targets_per_s", "epochs_completed", "examples_seen", "train_s", "decode_users_per_s")
 
 
@@ -299,7 +310,7 @@ def user_subset(splits: StageOutput, users: int, seed: int = 0) -> StageOutput:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", nargs="+", required=True, help="most_popular, sasrec, decoder:<kind>, ...")
+    parser.add_argument("--parts", nargs="+", default=list(DEFAULT_PARTS), help="most_popular, sasrec, decoder:<kind>")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds of every trained part")
     parser.add_argument("--budget-minutes", type=float, default=30.0, help="training budget of every model")
     parser.add_argument("--users", type=int, default=0, help="a seeded sample of this many users (0 = all)")
