@@ -1,6 +1,11 @@
-"""The one `defs` of semid: every asset, the resources they use, the jobs and the re-indexing schedule.
+"""The one `defs` of semid: every asset and its checks, the resources they use, the jobs and the re-indexing schedule.
 
-Open it in the UI with `make ui` (dagster-webserver on 127.0.0.1), or run the main job with `make run`.
+Open it in the UI with `make ui` (webserver and daemon on 127.0.0.1), or run the main job with `make run`.
+
+Steps run in the run's own process (`in_process_executor`): a step of semid is one cached stage that already uses
+every core, so a process per step bought no parallelism and cost a fresh import of torch, transformers and the
+definitions at every step (a no-op re-run of the main job took minutes). Stage outputs are not pickled: the
+`StageOutputIOManager` keeps a pointer to each version folder, which is the data.
 """
 
 from __future__ import annotations
@@ -12,18 +17,21 @@ from dagster import (
     RunRequest,
     ScheduleEvaluationContext,
     define_asset_job,
+    in_process_executor,
     load_assets_from_modules,
     schedule,
 )
 
-from assets import ctr, embeddings, ingest, retrieval, semantic_ids, tokenizers
+from assets import checks, ctr, embeddings, ingest, llm, reports, retrieval, semantic_ids, tokenizers
 from ops.ingest.datasets import DEFAULT_DATASET
 from resources import MlflowTracking, StorageResource
 from resources.mlflow_tracking import default_artifact_root, default_tracking_uri
+from resources.stage_io import StageOutputIOManager
 from resources.storage import default_data_root, default_output_root
 
-ALL_ASSETS = load_assets_from_modules([ingest, embeddings, tokenizers, semantic_ids, ctr, retrieval])
+ALL_ASSETS = load_assets_from_modules([ingest, embeddings, tokenizers, semantic_ids, ctr, retrieval, llm, reports])
 STUDY = AssetSelection.assets(ctr.scaling_study)
+REPORT = AssetSelection.assets(reports.report)
 
 ingest_job = define_asset_job(
     "ingest",
@@ -34,16 +42,19 @@ ingest_job = define_asset_job(
 
 main_job = define_asset_job(
     "main",
-    selection=AssetSelection.groups(ingest.GROUP, embeddings.GROUP, tokenizers.GROUP, semantic_ids.GROUP, ctr.GROUP)
+    selection=AssetSelection.groups(
+        ingest.GROUP, embeddings.GROUP, tokenizers.GROUP, semantic_ids.GROUP, ctr.GROUP, reports.GROUP
+    )
     - STUDY,
     partitions_def=ingest.dataset_partitions,
-    description="Raw files -> Semantic-ID table -> a CTR model with Semantic-ID features and its test AUC, for one "
-    "data set (the partition). Generative retrieval and the scaling study are jobs of their own (hours on a CPU).",
+    description="Raw files -> Semantic-ID table -> a CTR model with Semantic-ID features and its test AUC -> the "
+    "report, for one data set (the partition). Generative retrieval, the scaling study and the LLM-adapted tokenizers "
+    "are jobs of their own (hours on a CPU).",
 )
 
 study_job = define_asset_job(
     "study",
-    selection=STUDY.upstream(),
+    selection=STUDY.upstream() | REPORT,
     partitions_def=ingest.dataset_partitions,
     description="The Mixture-of-Codes scaling study (backbones x ME/RQ-VAE/MoC x 1-7x x fusion x seeds) on one data "
     "set: Table 1 and Table 2 of the paper, each run nested in MLflow.",
@@ -51,10 +62,19 @@ study_job = define_asset_job(
 
 retrieval_job = define_asset_job(
     "retrieval",
-    selection=AssetSelection.groups(retrieval.GROUP).upstream(),
+    selection=AssetSelection.groups(retrieval.GROUP).upstream() | REPORT,
     partitions_def=ingest.dataset_partitions,
     description="TIGER and the decoder-only recommender on the configured Semantic-ID table, their beam-search "
     "evaluations beside the most-popular baseline, and SASRec.",
+)
+
+
+llm_job = define_asset_job(
+    "llm",
+    selection=AssetSelection.groups(llm.GROUP).upstream(),
+    partitions_def=ingest.dataset_partitions,
+    description="A decoder LLM (SmolLM2 by default) adapted with LoRA: LLM2Vec (MNTP, SimCSE) and its embeddings, "
+    "and LAMIA item palettes quantized into a Semantic-ID table, each under a wall-clock budget.",
 )
 
 
@@ -69,12 +89,15 @@ def build_resources() -> dict[str, object]:
     return {
         "storage": StorageResource(data_root=default_data_root(), output_root=default_output_root()),
         "mlflow": MlflowTracking(tracking_uri=default_tracking_uri(), artifact_root=default_artifact_root()),
+        "io_manager": StageOutputIOManager(output_root=default_output_root()),
     }
 
 
 defs = Definitions(
     assets=ALL_ASSETS,
-    jobs=[ingest_job, main_job, study_job, retrieval_job],
+    asset_checks=checks.ALL_CHECKS,
+    jobs=[ingest_job, main_job, study_job, retrieval_job, llm_job],
+    executor=in_process_executor,
     schedules=[weekly_reindex],
     resources=build_resources(),
 )

@@ -28,7 +28,7 @@ def test_defs_load_with_every_stage_group():
     assert {"main", "ingest"} <= {job.name for job in repository.get_all_jobs()}
 
 
-def test_ingest_group_materializes_then_hits_cache(shared_data, tmp_resources):
+def test_ingest_group_materializes_then_hits_cache(shared_data, tmp_resources, tmp_path):
     shared_data("amazon2018-gift-cards")
     instance = DagsterInstance.ephemeral()
     first = materialize(
@@ -39,6 +39,7 @@ def test_ingest_group_materializes_then_hits_cache(shared_data, tmp_resources):
     assert metadata["cache"].value == "computed"
     assert metadata["rows/interactions"].value == 2972
     assert metadata["mlflow_run"].value.startswith("http://127.0.0.1:5000/#/experiments/")
+    assert metadata["path"].value == str(tmp_path / "out" / "normalized" / metadata["fingerprint"].value)
     splits_output: StageOutput = first.output_for_node("dataset_splits")
     assert set(splits_output.manifest["splits"]) == {"leave_one_out", "random"}
 

@@ -12,7 +12,7 @@ from assets import ingest, llm
 from ops.embeddings.stage import read_embeddings
 from ops.semantic_ids.stage import read_table
 from ops.semantic_ids.table import table_codes
-from tests.assets.conftest import tmp_resources  # noqa: F401 (the fixture)
+from tests.ops.llm.conftest import tiny_dirs  # noqa: F401 (the fixture: tiny local decoders)
 
 ASSETS = [ingest.normalized_dataset, ingest.kcore_dataset, llm.llm2vec_model, llm.llm2vec_embeddings]
 LAMIA_ASSETS = [ingest.normalized_dataset, ingest.kcore_dataset, llm.lamia_palettes, llm.lamia_semantic_ids]
