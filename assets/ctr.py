@@ -8,6 +8,7 @@ from typing import Any
 from dagster import AssetExecutionContext, Config, Output, asset
 from pydantic import Field
 
+from assets.choices import one_of
 from assets.ingest import dataset_partitions
 from assets.publishing import flatten_numbers, partition_of, pinned_or_upstream, publish, tracked_run
 from ops.caching import StageOutput
@@ -24,7 +25,7 @@ GROUP = "ctr"
 
 
 class LabelParams(Config):
-    mode: str = Field(
+    mode: one_of(MODES) = Field(  # type: ignore[valid-type]
         default=LabelConfig.mode,
         description=f"One of {list(MODES)}. auto: MIND impressions if present, else ratings if every interaction "
         "has one, else sampled negatives (implicit data such as the Beauty P5 derivative).",
@@ -51,7 +52,9 @@ class TrainParams(Config):
 
 
 class CTRParams(TrainParams):
-    backbone: str = Field(default=CTRConfig.backbone, description=f"One of {sorted(MODELS)}.")
+    backbone: one_of(MODELS) = Field(  # type: ignore[valid-type]
+        default=CTRConfig.backbone, description="DeepFM, DeepIM, AutoInt+ or DCNv2."
+    )
     use_item_id: bool = Field(default=True, description="False: items are described by attributes + Semantic IDs only.")
     use_semantic_ids: bool = Field(default=True, description="False: the ID-only baseline (no Semantic-ID fields).")
     semantic_ids_version: str = Field(
@@ -64,8 +67,12 @@ class CTRParams(TrainParams):
 
 
 class StudyParams(TrainParams):
-    backbones: list[str] = Field(default=list(StudyConfig.backbones), description=f"Subset of {sorted(MODELS)}.")
-    kinds: list[str] = Field(default=list(StudyConfig.kinds), description="Tokenizer kinds: me, rqvae, moc.")
+    backbones: list[str] = Field(
+        default=list(StudyConfig.backbones), description="Backbones: deepfm, deepim, autoint, dcnv2."
+    )
+    kinds: list[str] = Field(
+        default=list(StudyConfig.kinds), description="Tokenizer kinds the paper scales: me, rqvae, moc."
+    )
     scales: list[int] = Field(default=list(StudyConfig.scales), description="Scaling factors (paper: 1, 2, 3, 7).")
     fusion: list[bool] = Field(default=list(StudyConfig.fusion), description="Fusion settings to run.")
     seeds: list[int] = Field(default=list(StudyConfig.seeds), description="Seeds; tables show mean ± std.")

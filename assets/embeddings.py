@@ -5,11 +5,12 @@ from dataclasses import asdict
 from dagster import AssetExecutionContext, Config, Output, asset
 from pydantic import Field
 
+from assets.choices import one_of
 from assets.ingest import dataset_partitions
 from assets.publishing import publish, tracked_run
 from ops.caching import StageOutput
 from ops.embeddings import stage
-from ops.embeddings.config import MINILM_CONFIG, EmbedderConfig
+from ops.embeddings.config import MINILM_CONFIG, EmbedderConfig, Pooling
 from ops.embeddings.templates import TEMPLATES
 from ops.ingest.datasets import get_dataset
 from resources import MlflowTracking, StorageResource
@@ -24,7 +25,9 @@ class EmbeddingParams(Config):
         description="'all-MiniLM-L6-v2' (sentence encoder), 'SmolLM2-135M-Instruct' (decoder LLM; "
         "`make models` prepares it), a local model folder, or a hub id.",
     )
-    pooling: str = Field(default=MINILM_CONFIG.pooling.value, description="'mean' or 'last' (last real token).")
+    pooling: one_of(Pooling) = Field(  # type: ignore[valid-type]
+        default=MINILM_CONFIG.pooling.value, description="'mean' or 'last' (last real token)."
+    )
     bidirectional: bool = Field(
         default=MINILM_CONFIG.bidirectional,
         description="Decoders: True = LLM2Vec-style bidirectional attention, False = causal.",

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from dagster import AssetExecutionContext, Config, Output, asset
 from pydantic import Field
 
+from assets.choices import one_of
 from assets.ingest import dataset_partitions
 from assets.publishing import flatten_numbers, publish, tracked_run
 from ops.caching import StageOutput
@@ -15,17 +16,20 @@ from ops.quantizers.kinds import TOKENIZERS, TokenizerConfig, scaled_config, tra
 from ops.quantizers.rqkmeans import RQKMeans, RQKMeansConfig
 from ops.quantizers.stage import train_tokenizer_stage
 from ops.quantizers.train import EpochLog
-from ops.quantizers.vq import VQConfig
+from ops.quantizers.vq import CodebookUpdate, VQConfig
 from resources import MlflowTracking, StorageResource
 
 GROUP = "tokenizers"
 LOG_EVERY_EPOCHS = 20  # Dagster log lines; MLflow gets every epoch
 
 
+EMBEDDING_TOKENIZERS = [kind for kind in TOKENIZERS if kind != "lamia"]  # LAMIA fits palettes: see the llm job
+
+
 class TokenizerParams(Config):
-    kind: str = Field(
+    kind: one_of(EMBEDDING_TOKENIZERS) = Field(  # type: ignore[valid-type]
         default="rqvae",
-        description=f"One of {sorted(TOKENIZERS)}: VQ-VAE (one code), RQ-VAE (TIGER, residual levels), "
+        description="VQ-VAE (one code), RQ-VAE (TIGER, residual levels), "
         "MoC (N parallel codebooks), ME (one code, scaled by M embedding tables downstream), "
         "RQ-KMeans (residual k-means on the embeddings, training-free).",
     )
@@ -35,7 +39,9 @@ class TokenizerParams(Config):
         "VQ-VAE. The paper's study uses 1, 2, 3 and 7.",
     )
     codebook_size: int = Field(default=VQConfig.codebook_size, description="Codes per codebook (paper: 256).")
-    codebook_update: str = Field(default=VQConfig.update.value, description="'loss' (VQ-VAE losses) or 'ema'.")
+    codebook_update: one_of(CodebookUpdate) = Field(  # type: ignore[valid-type]
+        default=VQConfig.update.value, description="'loss' (VQ-VAE losses) or 'ema'."
+    )
     latent_dim: int = Field(default=AutoencoderConfig.latent_dim, description="Latent = code vector width (32).")
     epochs: int = Field(default=TrainConfig.epochs, description="Passes over the catalogue.")
     batch_size: int = Field(default=TrainConfig.batch_size, description="Items per step (paper: 8012).")
