@@ -11,5 +11,5 @@ from typing import Any, Literal
 
 
 def one_of(values: Iterable[str]) -> Any:
-    """``Literal[v1, v2, ...]`` of ``values``, in a stable (sorted) order."""
-    return Literal[tuple(sorted(values))]  # type: ignore[valid-type]
+    """``Literal[v1, v2, ...]`` of ``values`` as plain strings (enum members serialize as their values), sorted."""
+    return Literal[tuple(sorted(str(value) for value in values))]  # type: ignore[valid-type]
