@@ -14,7 +14,7 @@ crash. A reference run on a second, fresh root gives the bytes every table must 
 - no Dagster run is left STARTED and no MLflow run RUNNING; the killed run is marked FAILURE;
 - rows lost: the row counts in the manifests equal the reference run's (must be 0 lost).
 
-    make bench-faults                                   # = python -m bench.faults; bench/results/faults.json
+    make bench-faults                                   # = python -m bench.faults; bench/results/faults.json (3 rounds)
     python -m bench.faults --runs 3 --dataset mind-small-sample --seed 1
 """
 
@@ -147,23 +147,9 @@ print(json.dumps({"dagster": dagster, "mlflow_running": mlflow}))
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3, help="concurrent main runs (one of them is killed)")
-    parser.add_argument("--dataset", default="mind-small-sample", help="partition every run materializes")
-    parser.add_argument("--seed", type=int, default=0, help="which run is killed, and when")
-    parser.add_argument(
-        "--kill-window",
-        type=float,
-        nargs=2,
-        default=(0.2, 0.9),
-        help="the kill comes at a random moment in this range, as fractions of the reference run's duration (the "
-        "concurrent runs share the cores, so each takes longer than the reference: the kill lands mid-run)",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary roots for inspection")
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-    work = Path(tempfile.mkdtemp(prefix="semid-faults-"))
+def one_round(args: argparse.Namespace, seed: int, work: Path) -> dict[str, Any]:
+    """One reference run, N concurrent runs with one killed, one run after: the figures of the checks."""
+    rng = random.Random(seed)
     shared, reference = work / "shared", work / "reference"
 
     print(f"reference run on {reference}", flush=True)
@@ -233,12 +219,45 @@ def main() -> None:
         and figures["mlflow_runs_left_running"] == 0
     )
     figures["passed"] = passed
-    print_table([{k: v for k, v in figures.items() if not isinstance(v, list | dict)}])
-    write_result("faults", figures, notes=f"logs and roots under {work}" if args.keep else "")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="concurrent main runs (one of them is killed)")
+    parser.add_argument("--dataset", default="mind-small-sample", help="partition every run materializes")
+    parser.add_argument("--seed", type=int, default=0, help="which run is killed, and when (round r: seed + r)")
+    parser.add_argument("--rounds", type=int, default=3, help="independent rounds, each with its own kill moment")
+    parser.add_argument(
+        "--kill-window",
+        type=float,
+        nargs=2,
+        default=(0.2, 0.9),
+        help="the kill comes at a random moment in this range, as fractions of the reference run's duration (the "
+        "concurrent runs share the cores, so each takes longer than the reference: the kill lands mid-run)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary roots for inspection")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="semid-faults-"))
+    rounds = [one_round(args, args.seed + r, work / f"round{r}") for r in range(args.rounds)]
+    summary = {
+        "rounds": len(rounds),
+        "runs": sum(r["concurrent_runs"] + 1 for r in rounds),  # the concurrent ones and the one after the kill
+        "kills": sum(r["kills"] for r in rounds),
+        "versions_checked": sum(r["versions_checked"] for r in rounds),
+        "tables_compared": sum(r["tables_compared"] for r in rounds),
+        "rows_checked": sum(r["rows_checked"] for r in rounds),
+        "rows_lost": sum(r["rows_lost"] for r in rounds),
+        "passed": all(r["passed"] for r in rounds),
+    }
+    columns = ("kills", "kill_after_seconds", "reference_run_seconds", "versions_checked", "rows_lost", "passed")
+    print_table([{"round": i, **{c: r[c] for c in columns}} for i, r in enumerate(rounds)])
+    print_table([summary])
+    write_result("faults", {**summary, "per_round": rounds}, notes=f"logs and roots under {work}" if args.keep else "")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
-    if not passed:
-        raise SystemExit(f"fault check failed: {json.dumps(figures, indent=1)}")
+    if not summary["passed"]:
+        raise SystemExit(f"fault check failed: {json.dumps(rounds, indent=1)}")
 
 
 if __name__ == "__main__":
