@@ -52,14 +52,21 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
 
 
+def command_line() -> str:
+    """How the benchmark was started, as a user types it: ``python -m bench.<name> ...``, no machine paths."""
+    script = Path(sys.argv[0]).resolve()
+    benchmark = f"-m bench.{script.stem}" if script.parent.name == "bench" else script.name
+    return " ".join(["python", benchmark, *(shlex.quote(a) for a in sys.argv[1:])])
+
+
 def write_result(name: str, figures: Any, notes: str = "") -> Path:
     """Write ``bench/results/<name>.json`` with the figures, the command that made them, machine and date."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     payload = {
         "benchmark": name,
-        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command_line(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "notes": notes,
         "figures": figures,
