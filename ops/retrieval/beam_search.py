@@ -3,7 +3,7 @@ and for any `transformers` causal LM.
 
 Both decoders share the search itself (`extend`): at each Semantic-ID level the log-probabilities of the beams'
 continuations are masked by one gather on the trie's level array (invalid continuation -> -inf) and each user
-keeps its ``beams`` best prefixes; the caller reorders its key/value cache by the surviving beams' parents.
+keeps its ``beams`` best prefixes, with the row of each survivor's parent for the caller's key/value cache.
 After the last level every surviving beam is a distinct real item (distinct paths of the trie end in distinct
 items). A user with fewer than ``beams`` items reachable gets -1 (score -inf) in the remaining slots; nothing is
 padded with a guess.
@@ -11,7 +11,7 @@ padded with a guess.
 What differs is only how the next logits are computed. TIGER (`beam_search`) runs its encoder once per user,
 then its decoder one token per step with a self-attention cache. A causal LM (`causal_beam_search`) runs one
 prefill over the user's history (left-aligned, position ids counted from each user's first real token, so
-padding changes nothing), then one token per step on the same cache.
+padding changes nothing), then one step per level on the same cache, all beams of a user in that user's row.
 
 Scores are sums of full-vocabulary log-softmax terms, as `transformers`' beam search computes them, so both
 decoders rank the same beams the same way.
@@ -143,10 +143,14 @@ def causal_beam_search(
     """Any causal LM: input_ids, attention_mask (n, T) prompts with padding after them, on the model's device ->
     items (n, beams), scores (n, beams), tokens (n, beams, levels); see `BeamResult`.
 
-    One prefill over the left-aligned prompts fills the key/value cache; each level then feeds one token per
-    beam, its position the next after its own prompt's last, and the cache's rows follow the surviving beams.
+    One prefill over the left-aligned prompts fills the key/value cache, one row per user. Each level then feeds
+    the new token of every beam of a user in that user's row, appended to its cache, under a 4-D attention mask
+    that lets each token see its prompt, its own ancestors and itself (tree attention), at the position after its
+    ancestors. The prompt's keys and values are never copied per beam and nothing is reordered: an expanded
+    cache (users x beams rows) would copy the whole prompt cache at every level, which dominated decoding time.
     """
     input_ids, attention_mask = left_aligned(input_ids, attention_mask)  # (n, T), padding first
+    n, width = input_ids.shape
     cache = DynamicCache()
     logits = model(
         input_ids=input_ids,
@@ -154,24 +158,33 @@ def causal_beam_search(
         position_ids=prompt_positions(attention_mask),
         cache=cache,
         use_cache=True,
-    ).logits[:, -1]  # (n, vocab)
-    position = attention_mask.sum(dim=1)  # (n * k,) position of each beam's next token
-    state = Beams.root(len(input_ids), input_ids.device)
+    ).logits[:, -1]  # (n, vocab): the root's one beam per user
+    prompt = attention_mask.bool()  # (n, T) cache columns holding prompt tokens
+    start = attention_mask.sum(dim=1, keepdim=True)  # (n, 1) position of each user's first generated token
+    blocked = torch.finfo(model.dtype).min  # additive mask value: 0 = attend (works for eager and SDPA alike)
+    columns = torch.zeros(n, 1, 0, dtype=torch.long, device=input_ids.device)  # (n, k, depth) cache column per token
+    state = Beams.root(n, input_ids.device)
     for level in range(trie.vocabulary.levels):
+        previous = state.scores.shape[1]
         state, rows = extend(state, logits, trie, beams)
         if level == trie.vocabulary.levels - 1:
             break
-        cache.reorder_cache(rows)
-        attention_mask = torch.nn.functional.pad(attention_mask.index_select(0, rows), (0, 1), value=1)  # (n*k', t+1)
-        position = position.index_select(0, rows)
+        k = state.scores.shape[1]
+        parent = (rows - torch.arange(n, device=rows.device).repeat_interleave(k) * previous).view(n, k, 1)
+        fresh = torch.arange(width, width + k, device=columns.device).expand(n, k)[..., None]  # (n, k, 1)
+        columns = torch.cat([columns.gather(1, parent.expand(-1, -1, level)), fresh], dim=2)  # (n, k, level + 1)
+        width += k
+        visible = torch.zeros(n, k, width, dtype=torch.bool, device=columns.device)  # (n, k, kv)
+        visible[:, :, : prompt.shape[1]] = prompt[:, None]
+        visible.scatter_(2, columns, True)  # ancestors and the token itself
+        mask = torch.zeros(visible.shape, dtype=model.dtype, device=visible.device).masked_fill_(~visible, blocked)
         logits = model(
-            input_ids=state.last_tokens,
-            attention_mask=attention_mask,
-            position_ids=position[:, None],
+            input_ids=state.tokens[:, :, -1],  # (n, k) every beam's newest token, in its user's row
+            attention_mask=mask[:, None],  # (n, 1, k, kv)
+            position_ids=(start + level).expand(n, k),
             cache=cache,
             use_cache=True,
-        ).logits[:, -1]  # (n * k', vocab)
-        position = position + 1
+        ).logits.reshape(n * k, -1)  # (n * k, vocab)
     return finish(state, beams)
 
 

@@ -13,7 +13,7 @@ window's last is the newer one's first, read only as context) and every train it
 target exactly once per epoch, as in TIGER's examples. A target's history is the items before it in its window:
 up to ``max_history`` items, fewer near the start of an older window (TIGER gives every target its last
 ``max_history`` items; overlapping windows would, at the cost of training most targets twice). On Beauty's
-5-core, 99% of users have at most 21 train items, so nearly every user is one window.
+5-core, 96% of users have at most 21 train items: one window each.
 
 A "sample" of the training loop is a next-item target, so targets/s compares directly with TIGER's examples/s.
 """
