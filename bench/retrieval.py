@@ -7,7 +7,8 @@ was interrupted resumes from scratch only for the model it was training, and a f
 
     most_popular        train-set popularity, the same list for every user
     sasrec              SASRec (full-softmax cross-entropy, full ranking)
-    decoder:<kind>      the decoder-only Semantic-ID model on the <kind> 3x256 table (rqvae, rqkmeans, moc, ...)
+    decoder:<kind>      the decoder-only Semantic-ID model on the <kind> 3x256 table (rqvae, rqkmeans, moc, ...);
+                        decoder:<kind>+level, +codes: with a level embedding, code tokens from the code vectors
     tiger:<kind>        TIGER on the <kind> 3x256 table
     speed:<kind>        training targets/s of the decoder-only model vs TIGER at the same width and depth,
                         interleaved in one process on the same batches, and both models' decoding users/s
@@ -54,6 +55,7 @@ from ops.pipeline import Prepared, prepare, semantic_id_version
 from ops.quantizers.kinds import scaled_config
 from ops.retrieval import decoder as decoder_model
 from ops.retrieval import tiger as tiger_model
+from ops.retrieval.beam_search import decode_users
 from ops.retrieval.causal import next_item_task, training_windows
 from ops.retrieval.cpu_training import prepare_for_cpu_training
 from ops.retrieval.decoder import DecoderConfig, build_decoder
@@ -72,7 +74,7 @@ from ops.retrieval.stage import (
     train_sasrec_stage,
     train_tiger_stage,
 )
-from ops.retrieval.train import EpochLog, Task, TrainConfig, seeded
+from ops.retrieval.train import EpochLog, Task, TrainConfig, adamw, seeded
 from ops.semantic_ids.stage import read_table
 from ops.tables import read_parquet
 
@@ -96,6 +98,7 @@ DEFAULT_PARTS = (
     "speed:rqvae",
     "decoding:moc",
 )
+DECODER_OPTIONS = {"level": "level_embedding", "codes": "init_from_codes"}  # decoder:rqvae+level+codes
 SUMMARY_KEYS = (*METRICS, "targets_per_s", "epochs_completed", "examples_seen", "train_s", "decode_users_per_s")
 
 
@@ -131,11 +134,14 @@ def sasrec(setting: Setting, seed: int) -> dict[str, Any]:
     return {"model": "semid SASRec", **_metrics(m["test"]), **_fitted(stage), "eval_users": m["n_test_users"]}
 
 
-def sid_model(setting: Setting, name: str, kind: str, seed: int) -> dict[str, Any]:
-    """Train (cached) and evaluate the Semantic-ID model ``name`` ("decoder" or "tiger") on the ``kind`` table."""
+def sid_model(setting: Setting, name: str, spec: str, seed: int) -> dict[str, Any]:
+    """Train (cached) and evaluate the Semantic-ID model ``name`` ("decoder" or "tiger") on a table: ``spec`` is
+    its kind, then the decoder's options to switch on, each after a "+" (see DECODER_OPTIONS)."""
+    kind, *options = spec.split("+")
     table = setting.table(kind)
     defaults = DecoderConfig() if name == "decoder" else TIGERConfig()
-    config = replace(defaults, train=replace(defaults.train, max_train_seconds=setting.budget, seed=seed))
+    switches = {DECODER_OPTIONS[option]: True for option in options}  # KeyError: an unknown option
+    config = replace(defaults, train=replace(defaults.train, max_train_seconds=setting.budget, seed=seed), **switches)
     train, evaluate = {
         "decoder": (train_decoder_stage, evaluate_decoder_stage),
         "tiger": (train_tiger_stage, evaluate_tiger_stage),
@@ -144,8 +150,9 @@ def sid_model(setting: Setting, name: str, kind: str, seed: int) -> dict[str, An
     model = train(OUTPUT_ROOT, setting.splits, table, config, _progress(f"{name} {kind} seed {seed}"))
     evaluation = evaluate(OUTPUT_ROOT, model, setting.splits, table, beams=BEAMS)
     e = evaluation.manifest
+    label = "decoder-only" if name == "decoder" else "TIGER"
     return {
-        "model": f"semid {'decoder-only' if name == 'decoder' else 'TIGER'} ({kind} {SCALE}x256)",
+        "model": f"semid {label} ({', '.join([f'{kind} {SCALE}x256', *switches])})",
         **_metrics(e["test"]),
         **_fitted(model),
         "invalid_items": e["invalid_items"],
@@ -159,7 +166,7 @@ def sid_model(setting: Setting, name: str, kind: str, seed: int) -> dict[str, An
     }
 
 
-def speed(setting: Setting, kind: str, seconds: float, decode_users: int) -> dict[str, Any]:
+def speed(setting: Setting, kind: str, seconds: float, n_users: int) -> dict[str, Any]:
     """Training targets/s of the default decoder-only model and TIGER (same width and depth) on the same data,
     alternating every ``seconds / 6`` so both see the same machine load; then both decoders' users/s."""
     tiger_config, decoder_config = TIGERConfig(), DecoderConfig()
@@ -191,7 +198,7 @@ def speed(setting: Setting, kind: str, seconds: float, decode_users: int) -> dic
                 totals[name][0] += step()
             totals[name][1] += time.perf_counter() - start
     test = data.evaluation("test")
-    sample = test.subset(np.sort(np.random.default_rng(0).choice(len(test), min(decode_users, len(test)), False)))
+    sample = test.subset(np.sort(np.random.default_rng(0).choice(len(test), min(n_users, len(test)), False)))
     decoding = {}
     for name, evaluate in (("tiger", tiger_model.evaluate), ("decoder", decoder_model.evaluate)):
         model = tasks[name][0].eval()
@@ -212,7 +219,7 @@ def speed(setting: Setting, kind: str, seconds: float, decode_users: int) -> dic
     }
 
 
-def decoding(setting: Setting, kind: str, decode_users: int) -> dict[str, Any]:
+def decoding(setting: Setting, kind: str, n_users: int) -> dict[str, Any]:
     """Users/s of semid's beam search and of `generate(prefix_allowed_tokens_fn=...)`, same TIGER, users, beams."""
     defaults = TIGERConfig()
     config = replace(defaults, train=replace(defaults.train, max_train_seconds=setting.budget))
@@ -220,7 +227,7 @@ def decoding(setting: Setting, kind: str, decode_users: int) -> dict[str, Any]:
     model, config, _ = load_tiger(model_stage.file(CHECKPOINT))
     data = setting.data(kind, config.sequence)
     test = data.evaluation("test")
-    n_users = min(decode_users, len(test))
+    n_users = min(n_users, len(test))
     examples = test.subset(np.sort(np.random.default_rng(0).choice(len(test), n_users, replace=False)))
     input_ids, mask = data.inputs(examples)
     levels = data.vocabulary.levels
@@ -422,7 +429,7 @@ def _fitted(stage: StageOutput) -> dict[str, Any]:
 
 def _stepper(model: torch.nn.Module, task: Task, train: TrainConfig) -> Callable[[], int]:
     """One AdamW step per call on the task's batches (cycling through epochs); returns the targets it trained."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    optimizer = adamw(model, train)
     rng = np.random.default_rng(0)
     batches = iter(())
 

@@ -106,12 +106,19 @@ def lr_multiplier(progress: float, config: TrainConfig) -> float:
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine
 
 
+def adamw(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over ``model``'s parameters, fused into one kernel per step where torch has one (CPU, CUDA): on the
+    CPU the per-tensor loop took 7x longer, ~200 ms of a decoder step on a loaded 2-core machine."""
+    fused = next(model.parameters()).device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+
+
 def fit(
     model: torch.nn.Module, task: Task[Batch], config: TrainConfig, callback: EpochCallback | None = None
 ) -> FitResult:
     """Train ``model`` (already on its device) on ``task`` until patience, budget or max_epochs runs out."""
     start = time.perf_counter()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = adamw(model, config)
     rng = np.random.default_rng(config.seed)
     history: list[EpochLog] = []
     best_state, best_valid, best_epoch = None, {SELECTION_METRIC: -1.0}, 0
