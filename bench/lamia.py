@@ -15,7 +15,7 @@ Codebooks have 256 codes, fewer where a catalogue is too small (the MIND sample 
 largest power of two <= items / 2, recorded per data set. Retrieval and CTR on these tables: `bench/retrieval.py`
 and `bench/ctr.py` pinned to the table fingerprints recorded here (not run by this script).
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=. python bench/lamia.py --budget 3600            # writes bench/results/lamia.json
+    make bench-lamia   # = python -m bench.lamia; python -m bench.lamia --budget 3600 writes bench/results/lamia.json
 
 Sizing on this machine (2 shared cores, load ~8-17): Amazon ~24 s per step of 16 items at LoRA rank 16 (~40 s at
 the paper's 128), palette inference ~3.5 items/s; MIND (longer content and answers) ~107 s per step of 32 items,
