@@ -97,7 +97,7 @@ class TigerParams(SIDModelParams):
 class DecoderParams(SIDModelParams):
     batch_size: int = Field(
         default=DecoderConfig().train.batch_size,
-        description="User windows per AdamW step (each trains all its next-item targets: ~6.6 on Beauty).",
+        description="User windows per AdamW step (each trains all its next-item targets: 5.6 on Beauty).",
     )
     level_embedding: bool = Field(
         default=DecoderConfig.level_embedding, description="Add a learned vector per Semantic-ID level to its tokens."

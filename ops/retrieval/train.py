@@ -66,7 +66,7 @@ class EpochLog:
     epoch: int  # 1-based
     train_loss: float  # sample-weighted mean over the epoch's steps
     valid: dict[str, float]  # metrics on the validation sample
-    samples: int  # training examples (TIGER) or predicted positions (SASRec) seen this epoch
+    samples: int  # next-item targets trained this epoch: examples (TIGER), window targets (decoder), positions (SASRec)
     seconds: float  # wall time of the epoch's training steps
     samples_per_s: float
     valid_seconds: float  # wall time of the validation

@@ -35,7 +35,9 @@ def test_sid_models_are_trained_evaluated_on_every_test_user_and_name_their_tabl
                 "tokenizer": {"config": SMALL_TOKENIZER},
                 "tiger_model": {"config": {**SHORT, "batch_size": 64}},
                 "retrieval_eval": {"config": {"beams": 10}},
-                "decoder_model": {"config": {**SHORT, "batch_size": 16, "level_embedding": True}},
+                "decoder_model": {
+                    "config": {**SHORT, "batch_size": 16, "level_embedding": True, "init_from_codes": True}
+                },
                 "decoder_eval": {"config": {"beams": 10}},
                 "sasrec_model": {"config": SHORT},
             }
@@ -52,7 +54,8 @@ def test_sid_models_are_trained_evaluated_on_every_test_user_and_name_their_tabl
     decoder = result.output_for_node("decoder_model").manifest
     decoded = result.output_for_node("decoder_eval").manifest
     assert decoder["sid_table"]["fingerprint"] == decoded["sid_table"]["fingerprint"] == table.fingerprint
-    assert decoder["epochs"] == 2 and decoder["config"]["level_embedding"] and decoder["train_samples_per_s"] > 0
+    assert decoder["epochs"] == 2 and decoder["train_samples_per_s"] > 0
+    assert decoder["config"]["level_embedding"] and decoder["config"]["init_from_codes"]  # the RQ-VAE's codebooks
     assert decoded["n_users"] == users and decoded["invalid_items"] == 0 and decoded["users_short_of_k"] == 0
     assert decoded["most_popular"] == evaluation["most_popular"]  # same users, same train counts
     assert 0.0 < decoded["most_popular"]["recall@10"] <= decoded["most_popular"]["recall@20"] <= 1.0
