@@ -20,6 +20,8 @@ A "sample" of the training loop is a next-item target, so targets/s compares dir
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from transformers import PreTrainedModel
@@ -54,7 +56,9 @@ def window_batch(data: SIDData, windows: Examples) -> tuple[np.ndarray, np.ndarr
     return input_ids, mask, np.where((item >= 1) & (mask == 1), input_ids, IGNORE)
 
 
-def token_losses(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor):
+def token_losses(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
     """(n_labels,) float32 cross-entropy of each labelled token given the tokens before it, in row-major order.
 
     Only the positions that predict a label go through the LM head: (n_labels, vocab) logits, not (n, T, vocab).
@@ -69,21 +73,27 @@ def token_losses(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask
 def target_losses(model: PreTrainedModel, data: SIDData, windows: Examples) -> torch.Tensor:
     """(n_targets,) negative log-likelihood of each target item (the sum over its tokens), window by window and
     oldest target first within a window."""
+    return token_losses(model, *window_tensors(model, data, windows)).view(-1, data.vocabulary.levels).sum(dim=1)
+
+
+def window_tensors(model: PreTrainedModel, data: SIDData, windows: Examples) -> tuple[torch.Tensor, ...]:
+    """`window_batch` as tensors on the model's device."""
     device = next(model.parameters()).device
-    input_ids, mask, labels = (torch.from_numpy(a).to(device) for a in window_batch(data, windows))
-    return token_losses(model, input_ids, mask, labels).view(-1, data.vocabulary.levels).sum(dim=1)
+    return tuple(torch.from_numpy(array).to(device) for array in window_batch(data, windows))
 
 
 def next_item_task(
-    model: PreTrainedModel, data: SIDData, windows: Examples, batch_size: int, validate
+    model: PreTrainedModel,
+    data: SIDData,
+    windows: Examples,
+    batch_size: int,
+    validate: Callable[[], dict[str, float]],
 ) -> Task[Examples]:
     """Mean token cross-entropy over every target of ``batch_size`` windows per step (TIGER's loss, per token);
     ``validate`` scores the validation users."""
-    device = next(model.parameters()).device
 
     def loss(batch: Examples) -> tuple[torch.Tensor, int]:
-        input_ids, mask, labels = (torch.from_numpy(a).to(device) for a in window_batch(data, batch))
-        return token_losses(model, input_ids, mask, labels).mean(), int((batch.length - 1).sum())
+        return token_losses(model, *window_tensors(model, data, batch)).mean(), int((batch.length - 1).sum())
 
     return Task(
         batches=lambda rng: (windows.subset(rows) for rows in length_batches(windows.length, batch_size, rng)),

@@ -17,8 +17,10 @@ Checkpoints carry the config and the vocabulary next to the weights, so the mode
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,13 +31,14 @@ from ops.device import placement
 from ops.retrieval.beam_search import causal_beam_search
 from ops.retrieval.causal import next_item_task, training_windows
 from ops.retrieval.checkpoint import load_model
+from ops.retrieval.cpu_training import ATTENTION, fast_dropout
 from ops.retrieval.sequences import Examples, SequenceConfig
 from ops.retrieval.sid_data import Evaluation, SIDData, evaluate_search
 from ops.retrieval.train import EpochCallback, FitResult, TrainConfig, fit, seeded
 from ops.retrieval.vocabulary import EOS_TOKEN, PAD_TOKEN, Vocabulary
 
 INIT_STD = 0.02  # weight init of every linear and embedding layer (GPT-2's and Starcoder2's family default)
-DECODE_BATCH = 64  # users per beam-search batch (x beams rows share one growing key/value cache)
+DECODE_BATCH = 64  # users per beam-search batch (one key/value cache row per user, its beams included)
 VALID_BEAMS = 20  # beams of the per-epoch validation (Recall@10 needs at least 10)
 
 
@@ -114,6 +117,38 @@ def build_decoder(config: DecoderConfig, vocabulary: Vocabulary) -> Starcoder2Fo
     return model
 
 
+def prepare_for_cpu_training(model: Starcoder2ForCausalLM) -> Starcoder2ForCausalLM:
+    """Starcoder2's dropouts through `fast_dropout`, and the eager attention that uses it, in place (see
+    ops/retrieval/cpu_training.py: torch's dropout draws one random number per element, ~13% of a decoder step).
+
+    The embedding and residual dropouts are calls inside Starcoder2's forward code, so their rates move from the
+    modules to forward hooks on the embeddings, attention and MLP outputs, exactly where Starcoder2 applies them.
+    Hooks have no parameters: the state dict, checkpoints and eval-mode outputs are unchanged.
+    """
+    base = model.get_decoder()
+    base.embed_tokens.register_forward_hook(_dropout_hook(base.embedding_dropout))
+    base.embedding_dropout = 0.0
+    for layer in base.layers:
+        for module in (layer.self_attn, layer.mlp):
+            module.register_forward_hook(_dropout_hook(module.residual_dropout))
+            module.residual_dropout = 0.0
+    model.set_attn_implementation(ATTENTION)
+    return model
+
+
+def _dropout_hook(p: float) -> Callable[[nn.Module, tuple, Any], Any]:
+    """A forward hook applying `fast_dropout` with rate ``p`` to a module's output in training mode."""
+
+    def hook(module: nn.Module, _: tuple, output: Any) -> Any:
+        if not module.training or p == 0:
+            return output
+        if isinstance(output, tuple):  # attention: (output, weights)
+            return (fast_dropout(output[0], p), *output[1:])
+        return fast_dropout(output, p)
+
+    return hook
+
+
 def init_from_code_vectors(
     model: Starcoder2ForCausalLM, vocabulary: Vocabulary, code_vectors: list[np.ndarray], seed: int
 ) -> None:
@@ -157,7 +192,10 @@ def train_decoder(
     model = seeded(lambda: build_decoder(config, data.vocabulary), config.train.seed)
     if config.init_from_codes:
         init_from_code_vectors(model, data.vocabulary, code_vectors, config.train.seed)
-    model.to(placement().device)
+    device = placement().device
+    model.to(device)
+    if device.type == "cpu":  # GPUs fuse dropout and attention already
+        prepare_for_cpu_training(model)
     valid = data.validation_sample(config.train)
     windows = training_windows(data.sequences, config.sequence.max_history)
     task = next_item_task(

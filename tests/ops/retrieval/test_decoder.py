@@ -1,9 +1,11 @@
 """The decoder-only recommender: one causal pass scores every target exactly as scoring each prefix on its own would;
 its windows train every target once; the cached beam search over left-aligned prompts returns what an uncached
-search and exhaustive scoring return, and only real items; the options and checkpoints do what they say."""
+search and exhaustive scoring return, and only real items; the options, checkpoints and CPU dropout do what they
+say."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import replace
 
@@ -14,6 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ops.retrieval import cpu_training, decoder
 from ops.retrieval.beam_search import Beams, causal_beam_search, decode_users, extend, finish
 from ops.retrieval.causal import target_losses, training_windows, window_batch
 from ops.retrieval.checkpoint import save_model
@@ -23,6 +26,7 @@ from ops.retrieval.decoder import (
     build_decoder,
     init_from_code_vectors,
     load_decoder,
+    prepare_for_cpu_training,
 )
 from ops.retrieval.sequences import SequenceConfig, padded_histories, train_examples
 from ops.retrieval.sid_data import SIDData
@@ -189,3 +193,21 @@ def test_checkpoint_rebuilds_the_same_model_with_its_options(tmp_path):
     inputs = torch.tensor([[vocabulary.user_offset, 2, 6, 10, 3, 7]])
     assert loaded_config == config and loaded_vocabulary == vocabulary
     torch.testing.assert_close(loaded(input_ids=inputs).logits, model(input_ids=inputs).logits, atol=0, rtol=0)
+
+
+def test_cpu_training_routes_every_dropout_through_fast_dropout(monkeypatch):
+    vocabulary = Vocabulary((4, 4, 2), user_buckets=3)
+    config = replace(DecoderConfig.test(), dropout=0.3)
+    torch.manual_seed(0)
+    plain = build_decoder(config, vocabulary)
+    prepared = prepare_for_cpu_training(copy.deepcopy(plain))
+    inputs = torch.tensor([[vocabulary.user_offset, 2, 6, 10, 3, 7, 11]])
+    reference = plain.eval()(input_ids=inputs).logits
+    torch.testing.assert_close(prepared.eval()(input_ids=inputs).logits, reference)  # eval: the same (to float error)
+    prepared.train()
+    torch.manual_seed(1)
+    dropped = prepared(input_ids=inputs).logits
+    assert not torch.allclose(dropped, reference)  # training mode drops...
+    monkeypatch.setattr(decoder, "fast_dropout", lambda x, p: x)
+    monkeypatch.setattr(cpu_training, "fast_dropout", lambda x, p: x)
+    torch.testing.assert_close(prepared(input_ids=inputs).logits, reference)  # ... only through fast_dropout
