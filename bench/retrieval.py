@@ -173,9 +173,10 @@ def speed(setting: Setting, kind: str, seconds: float, n_users: int) -> dict[str
     data = setting.data(kind, tiger_config.sequence)
     device = placement().device
     tiger = seeded(lambda: build_tiger(tiger_config, data.vocabulary), 0).to(device)
-    if device.type == "cpu":
-        prepare_for_cpu_training(tiger)
     decoder = seeded(lambda: build_decoder(decoder_config, data.vocabulary), 0).to(device)
+    if device.type == "cpu":  # what train_tiger and train_decoder do
+        prepare_for_cpu_training(tiger)
+        decoder_model.prepare_for_cpu_training(decoder)
     no_validation: Callable[[], dict[str, float]] = dict
     tasks = {
         "tiger": (
