@@ -91,7 +91,7 @@ class SIDModelParams(RetrievalTrainParams):
 
 
 class TigerParams(SIDModelParams):
-    pass
+    """TIGER's settings: those every Semantic-ID model has."""
 
 
 class DecoderParams(SIDModelParams):
