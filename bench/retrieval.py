@@ -35,8 +35,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see ops/__init__.py; set 
 import argparse
 import datetime as dt
 import json
-import shlex
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -47,7 +45,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from bench.common import RESULTS, print_table, write_result
+from bench.common import RESULTS, command_line, print_table, write_result
 from ops.caching import StageOutput, fingerprint, run_cached
 from ops.device import placement
 from ops.embeddings.stage import read_embeddings
@@ -332,7 +330,7 @@ def main() -> None:
     splits = user_subset(prepared.splits, args.users) if args.users else prepared.splits
     setting = Setting(prepared, splits, args.budget_minutes * 60)
     figures = _previous(args.name)
-    command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+    command = command_line()
     for part in args.parts:
         name, _, kind = part.partition(":")
         seeded_part = name in ("sasrec", "decoder", "tiger")
