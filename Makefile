@@ -10,7 +10,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models run retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval bench-faults bench-lamia bench-llm2vec clean-outputs help
+.PHONY: setup models run retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval bench-retrieval-peers bench-faults bench-lamia bench-llm2vec clean-outputs help
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -77,8 +77,11 @@ bench-tokenizers: setup  ## VQ / RQ-VAE / MoC / ME on Beauty: usage, collisions,
 bench-ctr: bench-deps  ## MoC scaling study (Tables 1-2) on Beauty; DCNv2/DeepFM against FuxiCTR's (AUC, samples/s)
 	$(BIN)/python -m bench.ctr
 
-bench-retrieval: bench-deps  ## TIGER (RQ-VAE, MoC tables) and SASRec on Beauty against cornac's; beam search vs generate()
+bench-retrieval: setup  ## most-popular, SASRec, the decoder-only model on 3 tables, TIGER: 30 min each on Beauty
 	$(BIN)/python -m bench.retrieval
+
+bench-retrieval-peers: bench-deps  ## cornac's TIGER and SASRec on the same split and budget
+	$(BIN)/python -m bench.retrieval --parts cornac
 
 bench-lamia: setup  ## LAMIA palettes (and the gamma = 0 ablation) beside RQ-VAE and MoC: usage, collisions, NMI, step time
 	$(BIN)/python -m bench.lamia

@@ -78,7 +78,7 @@ from ops.tables import read_parquet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("SEMID_DATA_ROOT", REPO_ROOT.parent / "shared" / "data"))
-OUTPUT_ROOT = REPO_ROOT / "data"
+OUTPUT_ROOT = Path(os.environ.get("SEMID_OUTPUT_ROOT", REPO_ROOT / "data"))  # cached stages: parts resume from here
 DATASET = "amazon2014-beauty"
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20")
 SCALE = 3  # codes per item of every table compared (the paper's and TIGER's 3 levels of 256)
