@@ -24,6 +24,7 @@ from ops.ingest.lines import decode_utf8, iter_object_rows, iter_parsed_lines, l
 from ops.ingest.readers.recbole import finish_items, read_item_table
 from ops.ingest.rejects import RejectLog
 from ops.ingest.result import ReaderResult
+from ops.ingest.schema import ITEMS, empty
 
 SOURCE = "p5"
 _SEQUENCES = pl.Schema({"user_id": pl.String, "item_id": pl.List(pl.String)})
@@ -31,19 +32,20 @@ _CLEAN_ID = re.compile(r"[^\x00-\x1f\x7f]+")  # no control character (with `issp
 
 
 def read_p5_sequences(
-    sequences: Path, datamaps: Path, items: Path, item2attributes: Path | None = None
+    sequences: Path, datamaps: Path, items: Path | None = None, item2attributes: Path | None = None
 ) -> ReaderResult:
     """Interactions in sequence order (one line = one user and all of its items), items from the RecBole file.
 
     A line naming an id that ``datamaps`` lacks is rejected whole: dropping one item would silently change the
     order-based splits. A line repeating an earlier one exactly (a file appended to itself) is dropped and
     counted (``duplicate_sequences_dropped``). Items the sequences use but ``items`` lacks get text-less
-    placeholders (counter ``textless_items``); attribute ids of such items are not kept.
+    placeholders (counter ``textless_items``); attribute ids of such items are not kept. Without ``items`` (the
+    P5/S3-Rec files alone carry no text) every item is such a placeholder.
     """
     rejects = RejectLog()
     id2user, id2item = _datamaps(Path(datamaps), rejects)
     interactions, duplicates = _sequences(Path(sequences), id2user, id2item, rejects)
-    table, duplicate_items = read_item_table(items, rejects)
+    table, duplicate_items = read_item_table(items, rejects) if items is not None else (empty(ITEMS), 0)
     if item2attributes is not None:
         attribute_ids = _attribute_ids(Path(item2attributes), id2item, rejects)
         table = table.join(attribute_ids, on="item_id", how="left", maintain_order="left")

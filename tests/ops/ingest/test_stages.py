@@ -9,6 +9,7 @@ import pytest
 
 from ops.ingest.datasets import DatasetSpec
 from ops.ingest.errors import IngestError
+from ops.ingest.formats import Format
 from ops.ingest.readers.amazon2014 import read_amazon2014
 from ops.ingest.stages import KCoreConfig, NormalizeConfig, SplitConfig, kcore, normalize, splits
 
@@ -18,8 +19,8 @@ FOLDER = "toys"
 def toys_spec(reader=read_amazon2014) -> DatasetSpec:
     return DatasetSpec(
         "toys",
+        Format("amazon2014", reader, ("meta",)),
         FOLDER,
-        reader,
         {"reviews": "reviews_Toys_5.json", "meta": "meta_Toys.json"},
         "amazon",
         "the hand-written Amazon 2014 fixtures",
