@@ -138,9 +138,9 @@ def load_dataset_file(path: Path) -> DatasetSpec:
     try:
         fields = _DatasetFile.model_validate(document)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "<document>"
-        raise DatasetFileError(path, where, first["msg"]) from None
+        problems = [(".".join(map(str, e["loc"])) or "<document>", e["msg"]) for e in error.errors()]
+        also = "".join(f"; also `{where}`: {message}" for where, message in problems[1:])
+        raise DatasetFileError(path, problems[0][0], problems[0][1] + also) from None
     format_ = FORMATS.get(fields.format)
     if format_ is None:
         raise DatasetFileError(path, "format", f"unknown format {fields.format!r}; known: {', '.join(FORMATS)}")
