@@ -1,4 +1,5 @@
-"""The one `defs` of semid: every asset and its checks, the resources they use, the jobs and the re-indexing schedule.
+"""The one `defs` of semid: every asset and its checks, the resources they use, the jobs, the re-indexing schedule
+and the sensor that re-indexes a data set when its raw files change.
 
 Open it in the UI with `make ui` (webserver and daemon on 127.0.0.1), or run the main job with `make run`.
 
@@ -22,14 +23,16 @@ from dagster import (
     schedule,
 )
 
-from assets import checks, ctr, embeddings, ingest, llm, reports, retrieval, semantic_ids, tokenizers
+from assets import checks, ctr, embeddings, ingest, llm, raw_files, reports, retrieval, semantic_ids, tokenizers
 from ops.ingest.datasets import DEFAULT_DATASET
 from resources import MlflowTracking, StorageResource
 from resources.mlflow_tracking import default_artifact_root, default_tracking_uri
 from resources.stage_io import StageOutputIOManager
 from resources.storage import default_data_root, default_output_root
 
-ALL_ASSETS = load_assets_from_modules([ingest, embeddings, tokenizers, semantic_ids, ctr, retrieval, llm, reports])
+ALL_ASSETS = load_assets_from_modules(
+    [raw_files, ingest, embeddings, tokenizers, semantic_ids, ctr, retrieval, llm, reports]
+)
 STUDY = AssetSelection.assets(ctr.scaling_study)
 REPORT = AssetSelection.assets(reports.report)
 
@@ -84,6 +87,10 @@ def weekly_reindex(context: ScheduleEvaluationContext) -> RunRequest:
     return RunRequest(run_key=None, partition_key=DEFAULT_DATASET)
 
 
+# Off by default like the schedule: when on, a data set whose raw files change gets a main run of its own.
+reindex_on_new_data = raw_files.reindex_sensor(main_job.name)
+
+
 def build_resources() -> dict[str, object]:
     """The real resources; tests build their own with temporary paths."""
     return {
@@ -99,5 +106,6 @@ defs = Definitions(
     jobs=[ingest_job, main_job, study_job, retrieval_job, llm_job],
     executor=in_process_executor,
     schedules=[weekly_reindex],
+    sensors=[reindex_on_new_data],
     resources=build_resources(),
 )
