@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
 from dagster import DagsterInstance, materialize
 
 from assets import ingest
 from ops.caching import StageOutput
+from ops.ingest import stages
+from ops.ingest.datasets import BUILTIN_DATASETS, get_dataset
 from pipelines.definitions import defs
 from resources import MlflowTracking, StorageResource
+from tests.assets.test_cli import BIN, cli_env, latest_metadata
 
 INGEST_ASSETS = [ingest.normalized_dataset, ingest.kcore_dataset, ingest.dataset_splits]
 
@@ -84,3 +89,47 @@ def test_too_many_rejects_fail_naming_file_line_field(tmp_path):
     kept = list((tmp_path / "out" / "rejects").glob("*.parquet"))
     assert len(kept) == 1
     assert not (tmp_path / "out" / "normalized").exists() or not any((tmp_path / "out" / "normalized").iterdir())
+
+
+def test_run_config_overrides_the_data_sets_split(shared_data, tmp_resources):
+    shared_data("amazon2018-gift-cards")
+    result = materialize(
+        INGEST_ASSETS,
+        resources=tmp_resources,
+        partition_key="amazon2018-gift-cards",
+        run_config={
+            "ops": {
+                "dataset_splits": {"config": {"train_fraction": 0.5, "valid_fraction": 0.25, "test_fraction": 0.25}}
+            }
+        },
+    )
+    random = result.output_for_node("dataset_splits").manifest["splits"]["random"]
+    assert random["train"] == round(0.5 * sum(random.values()))
+
+
+def test_a_user_data_set_declared_in_yaml_is_a_partition_that_ingests_like_the_builtin(
+    shared_data, tmp_path, monkeypatch
+):
+    """As a user does it: a copy of Gift Cards under another name, a YAML file outside the repository named by
+    $SEMID_DATASETS, and the CLI; the partition exists and the tables have the built-in's counts."""
+    builtin = get_dataset("amazon2018-gift-cards")
+    shutil.copytree(shared_data(builtin.folder), tmp_path / "raw" / "my-cards")
+    (tmp_path / "yaml").mkdir()
+    yaml_text = (BUILTIN_DATASETS / f"{builtin.name}.yaml").read_text().replace(builtin.folder, "my-cards")
+    (tmp_path / "yaml" / "my-gift-cards.yaml").write_text(yaml_text)
+    env = {**cli_env(tmp_path), "SEMID_DATA_ROOT": str(tmp_path / "raw"), "SEMID_DATASETS": str(tmp_path / "yaml")}
+    command = [
+        BIN / "dagster", "asset", "materialize", "-m", "pipelines.definitions",
+        "--select", "normalized_dataset,kcore_dataset,dataset_splits", "--partition", "my-gift-cards",
+    ]  # fmt: skip
+    completed = subprocess.run(command, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # the instance config reads it
+
+    reference = tmp_path / "reference"
+    normalized = stages.normalize(builtin, shared_data(builtin.folder).parent, reference, stages.NormalizeConfig())
+    core = stages.kcore(normalized, reference, builtin.kcore)
+    for asset, stage in (("normalized_dataset", normalized), ("kcore_dataset", core)):
+        metadata = latest_metadata(tmp_path, asset)
+        assert {name: metadata[f"rows/{name}"] for name in stage.manifest["rows"]} == stage.manifest["rows"]
+    assert latest_metadata(tmp_path, "normalized_dataset")["rows/interactions"] == 2972
