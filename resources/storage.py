@@ -26,7 +26,10 @@ def default_output_root() -> str:
 class StorageResource(ConfigurableResource):
     """Paths of the raw data sets (read-only) and of the versioned stage outputs."""
 
-    data_root: str = Field(description="Folder holding one sub-folder per raw data set (see ops/ingest/datasets.py).")
+    data_root: str = Field(
+        description="Folder holding one sub-folder per raw data set; each data set's YAML (datasets/*.yaml, "
+        "$SEMID_DATASETS) names its folder and files relative to it."
+    )
     output_root: str = Field(description="Folder where every stage writes its content-addressed versions.")
 
     @property
