@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,6 +34,7 @@ from ops.quantizers.config import config_from_dict, config_to_dict
 from ops.tables import write_atomic
 
 FORMAT = "semid-lora-1"  # checkpoint layout tag, checked on load
+Prepare = Callable[[PreTrainedTokenizerBase, PreTrainedModel], None]  # in-place set-up of a base model before LoRA
 
 
 @dataclass(frozen=True)
@@ -144,13 +145,18 @@ def fold(model: PreTrainedModel, payloads: Sequence[dict[str, Any]], token_ids: 
     return model
 
 
-def build(spec: ModelSpec, merged: Sequence[dict[str, Any]] = (), seed: int = 0) -> LoraLM:
+def build(
+    spec: ModelSpec, merged: Sequence[dict[str, Any]] = (), seed: int = 0, prepare: Prepare | None = None
+) -> LoraLM:
     """The model to train: base + folded ``merged`` adapters + a fresh LoRA (B = 0: outputs equal the base's).
-    Seeded: LoRA's A matrices and new token rows are random, and ``seed`` makes them reproducible."""
+    Seeded: LoRA's A matrices and new token rows are random, and ``seed`` makes them reproducible. ``prepare``
+    sees the tokenizer and the base model before LoRA wraps it (the recommender initialises its new rows there)."""
     with _seeded(seed):
         tokenizer, base = load_base(spec)
         token_ids = tokenizer.convert_tokens_to_ids(list(spec.new_tokens))
         base = fold(base, merged, token_ids)
+        if prepare is not None:
+            prepare(tokenizer, base)
         model = apply_lora(base, spec.lora, token_ids)
     return LoraLM(tokenizer, model, spec, tuple(merged))
 

@@ -139,9 +139,13 @@ def causal_beam_search(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     beams: int,
+    last_logits_only: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Any causal LM: input_ids, attention_mask (n, T) prompts with padding after them, on the model's device ->
     items (n, beams), scores (n, beams), tokens (n, beams, levels); see `BeamResult`.
+
+    ``last_logits_only`` asks the prefill for the last position's logits alone (``logits_to_keep=1``): with an
+    LLM's vocabulary, (n, T, vocab) logits of every prompt position would dominate the prefill's time and memory.
 
     One prefill over the left-aligned prompts fills the key/value cache, one row per user. Each level then feeds
     the new token of every beam of a user in that user's row, appended to its cache, under a 4-D attention mask
@@ -158,6 +162,7 @@ def causal_beam_search(
         position_ids=prompt_positions(attention_mask),
         cache=cache,
         use_cache=True,
+        **({"logits_to_keep": 1} if last_logits_only else {}),
     ).logits[:, -1]  # (n, vocab): the root's one beam per user
     prompt = attention_mask.bool()  # (n, T) cache columns holding prompt tokens
     start = attention_mask.sum(dim=1, keepdim=True)  # (n, 1) position of each user's first generated token

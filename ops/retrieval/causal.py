@@ -20,6 +20,7 @@ A "sample" of the training loop is a next-item target, so targets/s compares dir
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -31,6 +32,7 @@ from ops.retrieval.sid_data import SIDData
 from ops.retrieval.train import Task
 
 IGNORE = -100  # label of a token that is not a target (the user token, the first item, padding)
+Rows = Callable[[Examples], tuple[np.ndarray, np.ndarray, np.ndarray]]  # windows -> (input_ids, mask, labels)
 
 
 def training_windows(sequences: UserSequences, max_history: int) -> Examples:
@@ -78,8 +80,13 @@ def target_losses(model: PreTrainedModel, data: SIDData, windows: Examples) -> t
 
 def window_tensors(model: PreTrainedModel, data: SIDData, windows: Examples) -> tuple[torch.Tensor, ...]:
     """`window_batch` as tensors on the model's device."""
+    return on_device(model, window_batch(data, windows))
+
+
+def on_device(model: torch.nn.Module, arrays: tuple[np.ndarray, ...]) -> tuple[torch.Tensor, ...]:
+    """Numpy arrays as tensors on the model's device."""
     device = next(model.parameters()).device
-    return tuple(torch.from_numpy(array).to(device) for array in window_batch(data, windows))
+    return tuple(torch.from_numpy(array).to(device) for array in arrays)
 
 
 def next_item_task(
@@ -88,12 +95,15 @@ def next_item_task(
     windows: Examples,
     batch_size: int,
     validate: Callable[[], dict[str, float]],
+    arrange: Rows | None = None,
 ) -> Task[Examples]:
     """Mean token cross-entropy over every target of ``batch_size`` windows per step (TIGER's loss, per token);
-    ``validate`` scores the validation users."""
+    ``validate`` scores the validation users. ``arrange`` lays windows out as model inputs and labels,
+    `window_batch` by default (the LLM recommender wraps the same windows in its prompt)."""
+    arrange = arrange or functools.partial(window_batch, data)
 
     def loss(batch: Examples) -> tuple[torch.Tensor, int]:
-        return token_losses(model, *window_tensors(model, data, batch)).mean(), int((batch.length - 1).sum())
+        return token_losses(model, *on_device(model, arrange(batch))).mean(), int((batch.length - 1).sum())
 
     return Task(
         batches=lambda rng: (windows.subset(rows) for rows in length_batches(windows.length, batch_size, rng)),

@@ -10,7 +10,8 @@ against the targets, the same way for every model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -74,6 +75,17 @@ class SIDData:
         histories = padded_histories(self.sequences.items, examples)
         return history_inputs(self.vocabulary, self.tokens, histories, self.buckets[examples.user])
 
+    def with_vocabulary(self, vocabulary: Vocabulary) -> SIDData:
+        """The same data in another placement of the same token layout (``first_token``: an LLM's new tokens).
+
+        Tokens move level by level, the trie's level-local transitions stay, so ``inputs``, the trie and the
+        beam search speak the new ids; any other layout is refused."""
+        if replace(vocabulary, first_token=self.vocabulary.first_token) != self.vocabulary:
+            raise ValueError(f"{vocabulary} is not a placement of {self.vocabulary}")
+        tokens = self.tokens - self.vocabulary.offsets + vocabulary.offsets  # (n_items, levels)
+        trie = SIDTrie(self.trie.transitions, vocabulary)
+        return replace(self, vocabulary=vocabulary, tokens=tokens, trie=trie)
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -82,9 +94,18 @@ class Evaluation:
 
 
 def evaluate_search(
-    model: PreTrainedModel, data: SIDData, examples: Examples, beams: int, search: Search, batch_size: int
+    model: PreTrainedModel,
+    data: SIDData,
+    examples: Examples,
+    beams: int,
+    search: Search,
+    batch_size: int,
+    inputs: Callable[[Examples], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Evaluation:
-    """Top-``beams`` items per example by ``search`` over ``data``'s trie, scored against the targets."""
-    input_ids, mask = data.inputs(examples)
+    """Top-``beams`` items per example by ``search`` over ``data``'s trie, scored against the targets.
+
+    ``inputs`` makes the prompts (input_ids, attention_mask), each (n, T), padding after; default `SIDData.inputs`
+    (the LLM recommender adds its instruction and titles)."""
+    input_ids, mask = (inputs or data.inputs)(examples)
     found = decode_users(model, data.trie, input_ids, mask, beams, batch_size, search)
     return Evaluation(recall_ndcg(target_ranks(found.items, examples.target)), found)

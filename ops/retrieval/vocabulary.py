@@ -4,6 +4,10 @@ Token 0 is padding and the decoder's start token, 1 is end-of-sequence (T5's con
 here, since every item is exactly ``levels`` tokens). Then come the code levels, each with its own range of
 ids (code c at level l is ``offset[l] + c``: the same code means different things at different levels), the
 collision suffix as the last level, and the user buckets last.
+
+The same layout can start elsewhere (``first_token``): a pretrained LLM keeps its own tokens below its new
+Semantic-ID tokens (`ops.retrieval.llm_tokens`), so level 0 begins at the LLM's first new id there; everything
+that reads ``offsets`` (the trie, the beam search, `SIDData`) then speaks that LLM's ids unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ FIRST_TOKEN = 2  # where level 0's ids begin
 class Vocabulary:
     level_sizes: tuple[int, ...]  # ids per level: codebook size per code level, then max suffix + 1
     user_buckets: int  # user tokens after the item levels (0 = none)
+    first_token: int = FIRST_TOKEN  # id of level 0's first token: FIRST_TOKEN, or an LLM's first new token
 
     @classmethod
     def for_table(cls, table: pl.DataFrame, codebook_size: int, user_buckets: int) -> Vocabulary:
@@ -39,11 +44,11 @@ class Vocabulary:
     @property
     def offsets(self) -> np.ndarray:
         """(levels,) first id of each level."""
-        return FIRST_TOKEN + np.concatenate([[0], np.cumsum(self.level_sizes)[:-1]]).astype(np.int64)
+        return self.first_token + np.concatenate([[0], np.cumsum(self.level_sizes)[:-1]]).astype(np.int64)
 
     @property
     def user_offset(self) -> int:
-        return FIRST_TOKEN + int(sum(self.level_sizes))
+        return self.first_token + int(sum(self.level_sizes))
 
     @property
     def size(self) -> int:
