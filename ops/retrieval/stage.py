@@ -28,9 +28,12 @@ from ops.device import placement
 from ops.quantizers.config import config_to_dict
 from ops.quantizers.stage import STAGE as TOKENIZER_STAGE
 from ops.quantizers.stage import load_tokenizer
-from ops.retrieval import decoder, tiger
+from ops.retrieval import decoder, llm_recommender, tiger
 from ops.retrieval.checkpoint import save_model
 from ops.retrieval.decoder import DecoderConfig, load_decoder, train_decoder
+from ops.retrieval.llm_prompts import item_titles
+from ops.retrieval.llm_recommender import LLMRecommenderConfig, load_recommender, model_digest, save_recommender
+from ops.retrieval.llm_tokens import NewRows
 from ops.retrieval.model import TIGERConfig, load_tiger
 from ops.retrieval.popularity import evaluate_most_popular
 from ops.retrieval.sasrec import SASRecConfig, catalogue, evaluate_sasrec, train_sasrec, training_windows
@@ -42,10 +45,13 @@ from ops.semantic_ids.stage import read_table
 from ops.tables import read_parquet, write_atomic, write_text_atomic
 
 RETRIEVAL_CODE = Path(__file__).resolve().parent
+LLM_CODE = RETRIEVAL_CODE.parent / "llm"  # the LoRA model builder and checkpoints the LLM recommender uses
 SPLIT_TABLE = "leave_one_out.parquet"
 CHECKPOINT = "tiger.pt"
 DECODER_CHECKPOINT = "decoder.pt"
 SASREC_CHECKPOINT = "sasrec.pt"
+LLM_CHECKPOINT = "llm_recommender.pt"
+ITEMS_TABLE = "items.parquet"  # the k-core stage's items (the titles)
 HISTORY = "history.json"
 
 
@@ -105,6 +111,85 @@ def evaluate_decoder_stage(
         load_decoder,
         decoder.evaluate,
         DECODER_CHECKPOINT,
+    )
+
+
+def train_llm_recommender_stage(
+    output_root: Path,
+    splits: StageOutput,
+    sid_table: StageOutput,
+    config: LLMRecommenderConfig,
+    items: StageOutput | None = None,
+    callback: EpochCallback | None = None,
+) -> StageOutput:
+    """The LLM recommender (a pretrained causal LM with Semantic-ID tokens, adapted with LoRA) trained on the
+    leave-one-out split, items tokenized by ``sid_table``. ``items`` (a k-core stage: its items table) gives the
+    titles that titled prompts and the alignment task read; the version then names it. The version also hashes
+    the base model's files and the LoRA code."""
+    if config.needs_titles and items is None:
+        raise ValueError("titled prompts and the alignment task need an items stage (the k-core) for the titles")
+    used_items = items if config.needs_titles else None
+    phases: list[dict[str, Any]] = []
+    digest = model_digest(config.model)
+
+    def train(data: SIDData) -> tuple[Any, FitResult]:
+        vectors = tokenizer_code_vectors(output_root, sid_table) if config.new_rows == NewRows.CODES else None
+        titles = _titles(used_items, sid_table)
+        recommender, result, summary = llm_recommender.train_llm_recommender(config, data, titles, callback, vectors)
+        phases.extend(summary)
+        return recommender, result
+
+    def save(recommender: Any, data: SIDData, path: Path) -> dict[str, Any]:
+        save_recommender(recommender, path)
+        trained = sum(p.numel() for p in recommender.lm.model.parameters() if p.requires_grad)
+        return {
+            "phases": phases,
+            "base_model": {"name": config.model, "files_sha256": digest},
+            "new_tokens": len(recommender.tokens.tokens),
+            "trainable_parameters": trained,
+            "items": None if used_items is None else used_items.fingerprint,
+        }
+
+    extra = {
+        "base_model": digest,
+        "llm_code": _llm_code(),
+        "items": None if used_items is None else used_items.fingerprint,
+    }
+    return _train_sid_stage(
+        output_root, "llm_recommender", splits, sid_table, config, config.sequence, train, LLM_CHECKPOINT, save, extra
+    )
+
+
+def evaluate_llm_recommender_stage(
+    output_root: Path,
+    model_stage: StageOutput,
+    splits: StageOutput,
+    sid_table: StageOutput,
+    items: StageOutput | None = None,
+    beams: int = 20,
+) -> StageOutput:
+    """Test Recall/NDCG@5/10/20 of a trained LLM recommender over all test users, top-``beams`` items each;
+    ``items`` must be the items stage it was trained with, when it read titles."""
+    trained_items = model_stage.manifest.get("items")
+    if trained_items is not None and (items is None or items.fingerprint != trained_items):
+        raise ValueError(f"{model_stage.fingerprint} read the titles of items stage {trained_items}: pass that one")
+    titles = _titles(items if trained_items else None, sid_table)
+
+    def load(path: Path, device: torch.device) -> tuple[Any, Any, Vocabulary]:
+        recommender = load_recommender(path, titles, device)
+        return recommender, recommender.config, recommender.tokens.layout
+
+    return _evaluate_sid_stage(
+        output_root,
+        "llm_recommender_eval",
+        model_stage,
+        splits,
+        sid_table,
+        beams,
+        load,
+        llm_recommender.evaluate,
+        LLM_CHECKPOINT,
+        {"llm_code": _llm_code()},
     )
 
 
@@ -178,25 +263,41 @@ def _train_sid_stage(
     sid_table: StageOutput,
     config: Any,
     sequence: SequenceConfig,
-    train: Callable[[SIDData], tuple[nn.Module, FitResult]],
+    train: Callable[[SIDData], tuple[Any, FitResult]],
     checkpoint: str,
+    save: Callable[[Any, SIDData, Path], dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> StageOutput:
-    """What every Semantic-ID model's training stage does: build the data, ``train``, save, report."""
+    """What every Semantic-ID model's training stage does: build the data, ``train``, save, report.
+
+    ``save`` writes a model that `save_model` cannot (the LLM recommender's adapters) and returns what it adds to
+    the manifest; ``extra`` adds inputs to the version (the LLM's files, its code, the item texts)."""
     version = fingerprint(
         {
             "splits": splits.fingerprint,
             "sid_table": sid_table.fingerprint,
             "config": config_to_dict(config),
             "code": _code(),
+            **(extra or {}),
         }
     )
 
     def build(folder: Path) -> dict[str, Any]:
         data = _sid_data(splits, sid_table, sequence)
         model, result = train(data)
-        save_model(model, config, data.vocabulary, folder / checkpoint)
-        fitted = _fit_manifest(folder, result, len(data.prefixes()))  # next-item targets per epoch, for both models
-        return {**fitted, "config": config_to_dict(config), "splits": splits.fingerprint, **_sid_source(sid_table)}
+        if save is None:
+            save_model(model, config, data.vocabulary, folder / checkpoint)
+            saved = {}
+        else:
+            saved = save(model, data, folder / checkpoint)
+        fitted = _fit_manifest(folder, result, len(data.prefixes()))  # next-item targets per epoch, for every model
+        return {
+            **fitted,
+            "config": config_to_dict(config),
+            "splits": splits.fingerprint,
+            **_sid_source(sid_table),
+            **saved,
+        }
 
     return run_cached(output_root, stage, version, build)
 
@@ -208,11 +309,13 @@ def _evaluate_sid_stage(
     splits: StageOutput,
     sid_table: StageOutput,
     beams: int,
-    load: Callable[[Path, torch.device], tuple[nn.Module, Any, Vocabulary]],
-    evaluate: Callable[[nn.Module, SIDData, Any, int], Evaluation],
+    load: Callable[[Path, torch.device], tuple[Any, Any, Vocabulary]],
+    evaluate: Callable[[Any, SIDData, Any, int], Evaluation],
     checkpoint: str,
+    extra: dict[str, Any] | None = None,
 ) -> StageOutput:
-    """Decode every test user of ``splits`` with a trained model; the most-popular baseline on the same users."""
+    """Decode every test user of ``splits`` with a trained model; the most-popular baseline on the same users.
+    ``extra`` adds inputs to the version, as in `_train_sid_stage`."""
     version = fingerprint(
         {
             "model": model_stage.fingerprint,
@@ -220,6 +323,7 @@ def _evaluate_sid_stage(
             "sid_table": sid_table.fingerprint,
             "beams": beams,
             "code": _code(),
+            **(extra or {}),
         }
     )
 
@@ -305,3 +409,14 @@ def _sid_source(sid_table: StageOutput) -> dict[str, Any]:
 
 def _code() -> str:
     return code_version(RETRIEVAL_CODE)
+
+
+def _llm_code() -> str:
+    return code_version(LLM_CODE)
+
+
+def _titles(items: StageOutput | None, sid_table: StageOutput) -> list[str] | None:
+    """Each Semantic-ID table row's title from an items stage (a k-core), or None without one."""
+    if items is None:
+        return None
+    return item_titles(read_parquet(items.file(ITEMS_TABLE)), read_table(sid_table)["item_id"].to_list())
