@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from dagster import DagsterInstance, materialize
 
-from assets import ingest
+from assets import embeddings, ingest
 from ops.caching import StageOutput
 from ops.ingest import stages
 from ops.ingest.datasets import BUILTIN_DATASETS, get_dataset
@@ -133,3 +133,22 @@ def test_a_user_data_set_declared_in_yaml_is_a_partition_that_ingests_like_the_b
         metadata = latest_metadata(tmp_path, asset)
         assert {name: metadata[f"rows/{name}"] for name in stage.manifest["rows"]} == stage.manifest["rows"]
     assert latest_metadata(tmp_path, "normalized_dataset")["rows/interactions"] == 2972
+
+
+def test_a_data_set_without_item_text_ingests_and_its_embeddings_refuse(shared_data, tmp_resources):
+    """Raw 2014 reviews without meta: the ID-based stages run; the embedding stage stops, saying why."""
+    shared_data("amazon2014-musical-instruments-5core-prefix")
+    run_config = {"ops": {"kcore_dataset": {"config": {"k": 1}}}}
+    ingested = materialize(
+        INGEST_ASSETS, resources=tmp_resources, partition_key="amazon2014-musical-instruments", run_config=run_config
+    )
+    interactions = ingested.output_for_node("kcore_dataset").manifest["rows"]["interactions"]
+    assert interactions > 0
+    assert sum(ingested.output_for_node("dataset_splits").manifest["splits"]["random"].values()) == interactions
+    with pytest.raises(Exception, match="'amazon2014-musical-instruments' has no item text"):
+        materialize(
+            [*INGEST_ASSETS[:2], embeddings.item_embeddings],
+            resources=tmp_resources,
+            partition_key="amazon2014-musical-instruments",
+            run_config=run_config,
+        )
