@@ -10,7 +10,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models run retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval bench-retrieval-peers bench-faults bench-lamia bench-llm2vec clean-outputs help
+.PHONY: setup models run retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval bench-retrieval-peers bench-faults bench-lamia bench-llm2vec bench-llm-rec clean-outputs help
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -88,6 +88,9 @@ bench-lamia: setup  ## LAMIA palettes (and the gamma = 0 ablation) beside RQ-VAE
 
 bench-llm2vec: setup  ## RQ-VAE tables from MiniLM, causal, bidirectional and LLM2Vec-trained SmolLM2 embeddings
 	$(BIN)/python -m bench.llm2vec
+
+bench-llm-rec: setup  ## the LLM recommender (SmolLM2 + LoRA, +/- alignment) beside the decoder-only one on a Beauty subset
+	$(BIN)/python -m bench.llm_rec
 
 bench-faults: setup  ## concurrent main runs + one kill -9 on one output root: complete versions, same bytes, 0 rows lost
 	$(BIN)/python -m bench.faults

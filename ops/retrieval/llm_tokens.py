@@ -12,16 +12,17 @@ ids from its first free one (``first_id``) and the map is a shift: layout id ``t
 `SIDData.with_vocabulary` moves the data there, and the trie, the cached beam search and ``causal.py`` then read
 and write the LLM's own ids with no translation step.
 
-New rows (`initialise_rows`), the default ``mean``: every new row is the mean of the pretrained rows plus
-``spread`` x their RMS deviation from that mean x standard Gaussian noise (Hewitt, "Initializing New Word
-Embeddings for Pretrained Language Models", 2021). The mean gives each new token the average token's logit under a tied
-head, so the pretrained next-token distribution is barely moved and no new token starts out dominating the
-softmax; the noise only breaks ties between tokens of one level. The option ``codes`` replaces that noise on the
-code levels by the tokenizer's code vectors (their principal coordinates turned into the LLM's width by a seeded
-random rotation, `ops.retrieval.decoder.init_from_code_vectors`), at the same spread: distances between codes
-are kept up to one scale, so codes close in the tokenizer's space start close in the LLM's. ``mean`` is the default because it needs nothing but the LLM (any
-table works, a hand-written one or one whose tokenizer keeps no codebooks), and because the decoder-only
-benchmark showed no gain from starting code tokens at their code vectors.
+New rows (`initialise_rows`), the default ``mean``: every new row is the mean of the pretrained rows plus ``spread``
+x their RMS deviation from that mean x standard Gaussian noise (Hewitt, "Initializing New Word Embeddings for
+Pretrained Language Models", 2021). The mean gives each new token the average token's logit under a tied head, so
+the pretrained next-token distribution is barely moved and no new token starts out dominating the softmax; the noise
+only breaks ties between tokens of one level. The option ``codes`` replaces that noise on the code levels by the
+tokenizer's code vectors (their principal coordinates turned into the LLM's width by a seeded random rotation,
+`ops.retrieval.decoder.init_from_code_vectors`), at the same spread: distances between codes are kept up to one
+scale, so codes close in the tokenizer's space start close in the LLM's. ``mean`` is the default because it needs
+nothing but the LLM (any table works, a hand-written one or one whose tokenizer keeps no codebooks); the
+decoder-only model's same option (``init_from_codes``) is off too, no gain having been shown. ``bench/llm_rec.py``
+measures both (``+codes``).
 """
 
 from __future__ import annotations
