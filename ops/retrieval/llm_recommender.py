@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ops.caching import file_digest
 from ops.device import placement
@@ -62,7 +62,7 @@ class LLMRecommenderConfig:
     model: str = SMOLLM2  # any transformers causal LM: a local-cache name, a model folder or a hub id
     lora: LoraSettings = field(default_factory=lambda: LoraSettings(rank=8, alpha=32, dropout=0.05))  # LC-Rec's
     new_rows: NewRows = NewRows.MEAN  # how the new tokens' rows start (see llm_tokens)
-    spread: float = 0.1  # new rows' spread around the mean, in units of the pretrained rows' per-dimension std
+    spread: float = 0.1  # new rows' spread around the mean, in RMS deviations of the pretrained rows from it
     prompt: PromptConfig = field(default_factory=PromptConfig)  # instruction, titles off
     alignment: bool = False  # phase 1: next-item + text-to-item alignment jointly; phase 2: next-item alone
     alignment_share: float = 0.5  # phase 1's share of the budget and of max_epochs
@@ -131,14 +131,14 @@ def build_recommender(
         raise ValueError("titled prompts and the alignment task need the items' titles")
     vectors = code_vectors if config.new_rows == NewRows.CODES else None
 
-    def prepare(tokenizer: Any, model: PreTrainedModel) -> None:
+    def prepare(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> None:
         tokens = SIDTokenMap.from_tokenizer(layout, tokenizer)
         initialise_rows(model, tokens, config.spread, config.train.seed, vectors)
 
     spec = ModelSpec(config.model, new_tokens=token_strings(layout), lora=config.lora)
     lm = build(spec, seed=config.train.seed, prepare=prepare)
-    titles = tuple(titles) if config.needs_titles and titles is not None else None
-    return LLMRecommender(lm, SIDTokenMap.from_tokenizer(layout, lm.tokenizer), config, titles)
+    kept = tuple(titles) if config.needs_titles else None  # titles were checked above
+    return LLMRecommender(lm, SIDTokenMap.from_tokenizer(layout, lm.tokenizer), config, kept)
 
 
 def train_llm_recommender(
