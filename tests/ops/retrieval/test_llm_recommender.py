@@ -44,7 +44,11 @@ from ops.retrieval.stage import (
 from ops.retrieval.train import SELECTION_METRIC, TrainConfig, fit
 from ops.retrieval.vocabulary import FIRST_TOKEN, Vocabulary
 from ops.semantic_ids.stage import read_table
-from tests.ops.llm.conftest import tiny_dirs  # noqa: F401 (the fixture: a tiny LLaMA and a tiny OPT)
+from tests.ops.embeddings.tiny_decoders import word_tokenizer
+from tests.ops.llm.conftest import (
+    VOCAB_TEXTS,
+    tiny_dirs,  # noqa: F401 (the fixture: a tiny LLaMA and a tiny OPT)
+)
 from tests.ops.retrieval.conftest import SLICE_DATASET
 from tests.ops.retrieval.test_retrieval_training import (
     MEMORIZED_USERS,
@@ -330,3 +334,43 @@ def test_llm_stages_are_cached_name_their_inputs_and_decode_only_real_items(
 
 def manifest_suffixes(sid_table: StageOutput) -> int:
     return int(read_table(sid_table)["collision_suffix"].max()) + 1
+
+
+@pytest.fixture(scope="session")
+def untied_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LLaMA whose output head is a matrix of its own (SmolLM2 and OPT tie theirs to the embedding)."""
+    directory = tmp_path_factory.mktemp("tiny-untied")
+    tokenizer = word_tokenizer(VOCAB_TEXTS, bos="<s>")
+    tokenizer.save_pretrained(directory)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=False,
+        pad_token_id=1,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    return directory
+
+
+def test_an_untied_head_gets_its_own_new_rows_started_and_trained(real_slice, untied_dir):
+    data = slice_data(real_slice, SequenceConfig(max_history=3, user_buckets=0))
+    short = replace(TrainConfig.test(), max_epochs=1, eval_users=4)
+    config = tiny_config(untied_dir, spread=0.0, train=short)
+    fresh = build_recommender(config, data.vocabulary).model
+    ids = fresh.get_input_embeddings().token_adapter.trainable_tokens_delta["default"]  # (n_new, dim)
+    head = fresh.get_output_embeddings()
+    rows = head.token_adapter.trainable_tokens_delta["default"]  # the head's own new rows
+    old = head.token_adapter.base_layer.weight[: len(head.token_adapter.base_layer.weight) - len(rows)]
+    torch.testing.assert_close(rows, old.mean(dim=0).expand_as(rows))  # spread 0: the mean of the head's rows
+    assert not torch.allclose(rows, ids)  # not the embedding's
+    trained, _, _ = train_llm_recommender(config, data)
+    frozen = frozen_state(build_recommender(config, data.vocabulary).lm.model)
+    after = dict(trained.lm.model.named_parameters())
+    assert all(torch.equal(after[name], tensor) for name, tensor in frozen.items())
+    moved = trained.model.get_output_embeddings().token_adapter.trainable_tokens_delta["default"]
+    assert not torch.equal(moved, rows)  # the head's new rows trained
