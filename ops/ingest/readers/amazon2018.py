@@ -25,19 +25,21 @@ Reviewed asins without a meta record (or all of them, without a meta file) becom
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import orjson
 import polars as pl
 import pyarrow as pa
 
 from ops.ingest.fields import get_float, get_id, get_int, get_str, get_str_list, parse_price
-from ops.ingest.frames import attributes_json, first_of_each, has_text_expr, interactions_frame, with_missing_items
-from ops.ingest.lines import iter_json_rows
+from ops.ingest.frames import attributes_json, has_text_expr, interactions_frame, with_missing_items
 from ops.ingest.rejects import RejectLog
 from ops.ingest.result import ReaderResult
 from ops.ingest.schema import ITEMS, conform, empty
+from ops.ingest.streaming import iter_json_chunks
 from ops.ingest.text import strip_html
 
 SOURCE = "amazon2018"
@@ -83,12 +85,29 @@ def read_reviews(path: Path, rejects: RejectLog, parse: Callable[[dict[str, Any]
 
     A review is (user, item, text, time): the same person's same words on the same item at the same moment are
     one review, however many product variants it was copied onto (and a file appended to itself adds nothing).
+    The file is read in chunks (`streaming.iter_json_chunks`) and each review kept as its interaction plus a
+    128-bit digest of that key, so memory grows with the interactions table, not with the file (reviews are
+    mostly text): 1M generated 2023 reviews (444 MB) peak at ~0.36 GiB instead of 1.6 GiB.
     """
-    reviews = list(iter_json_rows(path, rejects, parse))
-    users, items, timestamps, ratings, texts = zip(*reviews, strict=True) if reviews else ([], [], [], [], [])
-    frame = interactions_frame(users, items, timestamps, ratings).with_columns(text=pl.Series(texts, dtype=pl.String))
-    unique, dropped = first_of_each(frame, ["user_id", "item_id", "text", "timestamp"])
-    return unique.drop("text"), dropped
+    frames = [_reviews_frame(chunk) for chunk in iter_json_chunks(path, rejects, parse)]
+    frame = pl.concat(frames) if frames else _reviews_frame([])
+    unique = frame.filter(pl.col("review_key").is_first_distinct())
+    return unique.drop("review_key"), frame.height - unique.height
+
+
+def _reviews_frame(reviews: list[Review]) -> pl.DataFrame:
+    """One chunk of reviews as interactions plus ``review_key``, the digest of (user, item, time, text)."""
+    users, items, timestamps, ratings, _ = zip(*reviews, strict=True) if reviews else ([], [], [], [], [])
+    keys = [_review_key(review) for review in reviews]
+    return interactions_frame(users, items, timestamps, ratings).with_columns(
+        review_key=pl.Series(keys, dtype=pl.Binary)
+    )
+
+
+def _review_key(review: Review) -> bytes:
+    """16 bytes that differ for reviews that differ in user, item, time or text (JSON keeps null apart from "")."""
+    identity = orjson.dumps([review.user_id, review.item_id, review.timestamp, review.text])
+    return hashlib.blake2b(identity, digest_size=16).digest()
 
 
 def _review(record: dict[str, Any]) -> Review:
@@ -136,13 +155,36 @@ def price_with_raw(record: dict[str, Any], field: str, attributes: dict[str, Any
 def read_catalogue(
     path: Path, rejects: RejectLog, parse: Callable[[dict[str, Any]], CatalogueRow], source: str
 ) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Items from a JSON-lines catalogue: first record per item id, scraped text cleaned, and named counters."""
-    first: dict[str, CatalogueRow] = {}
-    n_records = 0
-    for row in iter_json_rows(path, rejects, parse):
-        n_records += 1
-        first.setdefault(row.item_id, row)
-    rows = list(first.values())
+    """Items from a JSON-lines catalogue: first record per item id, scraped text cleaned, and named counters.
+
+    Read and cleaned chunk by chunk (`streaming.iter_json_chunks`): only the item ids seen so far and the cleaned
+    items are held, never the whole file or its parsed records.
+    """
+    seen: set[str] = set()
+    parts: list[pl.DataFrame] = []
+    n_records, titles_without_text, prices_unparsed = 0, 0, 0
+    for chunk in iter_json_chunks(path, rejects, parse):
+        n_records += len(chunk)
+        rows = []
+        for row in chunk:
+            if row.item_id not in seen:
+                seen.add(row.item_id)
+                rows.append(row)
+        raw, items = _catalogue_frame(rows, source)
+        parts.append(items)
+        titles_without_text += ((raw["title"].str.strip_chars() != "") & items["title"].is_null()).sum()
+        prices_unparsed += sum("price_raw" in row.attributes for row in rows)
+    items = pl.concat(parts) if parts else _catalogue_frame([], source)[1]
+    counters = {
+        "duplicate_items_dropped": n_records - items.height,
+        "titles_without_text": titles_without_text,
+        "prices_unparsed": prices_unparsed,
+    }
+    return items, counters
+
+
+def _catalogue_frame(rows: list[CatalogueRow], source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The raw and the cleaned items of some catalogue rows (the raw titles tell which cleaning emptied)."""
     texts, lists = pa.string(), pa.list_(pa.string())
     raw = pl.from_arrow(  # pyarrow builds nested columns from Python lists ~10x faster than the polars constructor
         pa.table(
@@ -161,10 +203,4 @@ def read_catalogue(
         description=pl.col("description").list.join("\n").replace("", None),
         source=pl.lit(source),
     )
-    items = conform(items.with_columns(has_text=has_text_expr()), ITEMS, "items")
-    counters = {
-        "duplicate_items_dropped": n_records - len(rows),
-        "titles_without_text": ((raw["title"].str.strip_chars() != "") & items["title"].is_null()).sum(),
-        "prices_unparsed": sum("price_raw" in row.attributes for row in rows),
-    }
-    return items, counters
+    return raw, conform(items.with_columns(has_text=has_text_expr()), ITEMS, "items")

@@ -2,7 +2,8 @@
 
 The item is the ``parent_asin`` (the product, which the meta file is keyed by); the review's ``asin`` names one
 variant of it and is not kept. Reviews -> interactions (user_id, parent_asin, timestamp, rating), timestamps
-converted from milliseconds to seconds and repeated reviews dropped as in the 2018 reader (`read_reviews`).
+converted from milliseconds to seconds and repeated reviews dropped as in the 2018 reader (`read_reviews`); both
+files are read in bounded-memory chunks, so a category larger than RAM's worth of text ingests.
 
 Meta -> items through the 2018 catalogue machinery (`read_catalogue`: first record per item, scraped text
 cleaned): description = ``description`` paragraphs then ``features`` bullets; brand = ``details["Brand"]``, else
