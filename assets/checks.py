@@ -9,7 +9,7 @@ Semantic-ID table asset (one per tokenizer) and every metric-producing asset get
 from dagster import AssetCheckResult, AssetChecksDefinition, AssetsDefinition, Config, asset_check
 from pydantic import Field
 
-from assets import ctr, embeddings, retrieval, semantic_ids
+from assets import ctr, embeddings, llm, retrieval, semantic_ids
 from ops.caching import StageOutput
 from ops.reports import validation
 from resources import StorageResource
@@ -97,8 +97,10 @@ def metric_range_check(producer: AssetsDefinition) -> AssetChecksDefinition:
     return in_range
 
 
+TABLES = [*semantic_ids.TABLE_ASSETS.values(), llm.semantic_ids_lamia]  # every family's table
+
 ALL_CHECKS = [
-    *semantic_id_checks(semantic_ids.semantic_ids),
+    *(check for table in TABLES for check in semantic_id_checks(table)),
     finite_embeddings_check(embeddings.item_embeddings),
     *(
         metric_range_check(asset)

@@ -9,19 +9,20 @@ from dagster import AssetExecutionContext, Config, Output, asset
 from pydantic import Field
 
 from assets.choices import one_of
+from assets.families import TABLE_KEYS, TableChoice, chosen_table, table_metadata
 from assets.ingest import dataset_partitions
-from assets.publishing import flatten_numbers, partition_of, pinned_or_upstream, publish, tracked_run
+from assets.publishing import curve_metrics, partition_of, publish, tracked_run
 from ops.caching import StageOutput
 from ops.ctr.labels import MODES, LabelConfig
 from ops.ctr.models import MODELS
-from ops.ctr.stage import CTRConfig, ctr_samples_stage, read_samples, train_ctr_stage
+from ops.ctr.stage import CHECKPOINT, HISTORY, TRAIN_STAGE, CTRConfig, ctr_samples_stage, read_samples, train_ctr_stage
 from ops.ctr.study import StudyCell, StudyConfig, scaling_study_stage, study_tables
 from ops.ctr.train import CTRTrainConfig, EpochCallback
-from ops.semantic_ids.stage import STAGE as SEMANTIC_IDS_STAGE
 from resources import MlflowTracking, StorageResource
 from resources.mlflow_tracking import TrackedRun
 
 GROUP = "ctr"
+MODEL_FILES = (CHECKPOINT, HISTORY)  # logged to the MLflow run that trained them
 
 
 class LabelParams(Config):
@@ -51,17 +52,12 @@ class TrainParams(Config):
         )
 
 
-class CTRParams(TrainParams):
+class CTRParams(TrainParams, TableChoice):
     backbone: one_of(MODELS) = Field(  # type: ignore[valid-type]
         default=CTRConfig.backbone, description="DeepFM, DeepIM, AutoInt+ or DCNv2."
     )
     use_item_id: bool = Field(default=True, description="False: items are described by attributes + Semantic IDs only.")
     use_semantic_ids: bool = Field(default=True, description="False: the ID-only baseline (no Semantic-ID fields).")
-    semantic_ids_version: str = Field(
-        default="",
-        description="Fingerprint of a stored Semantic-ID table version (data/semantic_ids/<fingerprint>) to use "
-        "instead of the upstream `semantic_ids` asset's current version; empty = the upstream one.",
-    )
     fusion: bool = Field(default=False, description="MoC bottleneck fusion of the item-side embeddings.")
     seed: int = Field(default=CTRTrainConfig.seed, description="Weights, dropout and shuffling.")
 
@@ -100,7 +96,7 @@ def ctr_samples(
         return publish(context, run, output, read_samples(output))
 
 
-@asset(group_name=GROUP, partitions_def=dataset_partitions)
+@asset(group_name=GROUP, partitions_def=dataset_partitions, deps=TABLE_KEYS)
 def ctr_model(
     context: AssetExecutionContext,
     config: CTRParams,
@@ -108,10 +104,10 @@ def ctr_model(
     mlflow: MlflowTracking,
     ctr_samples: StageOutput,
     kcore_dataset: StageOutput,
-    semantic_ids: StageOutput,
 ) -> Output[StageOutput]:
-    """One CTR backbone trained with early stopping on validation AUC; test AUC and logloss in the metadata."""
-    table = _table(storage, config, semantic_ids)
+    """One CTR backbone trained with early stopping on validation AUC, with the Semantic-ID features of the table
+    `tokenizer` names (or none: the ID-only baseline); test AUC and logloss in the metadata."""
+    table = chosen_table(context, storage.output_path, config) if config.use_semantic_ids else None
     settings = CTRConfig(
         backbone=config.backbone,
         train=config.train_config(config.seed),
@@ -123,11 +119,12 @@ def ctr_model(
         "semantic_ids": table.fingerprint if table else None,
         **config.model_dump(),
     }
-    with tracked_run(context, mlflow, "ctr_model", params) as run:
+    tokenizer = table.manifest["tokenizer"]["kind"] if table else "none"
+    with tracked_run(context, mlflow, TRAIN_STAGE, params, tokenizer=tokenizer) as run:
         output = train_ctr_stage(
             storage.output_path, ctr_samples, kcore_dataset, table, settings, _epoch_logger(context, run)
         )
-        return publish(context, run, output)
+        return publish(context, run, output, artifacts=MODEL_FILES, metadata=table_metadata(table))
 
 
 @asset(group_name=GROUP, partitions_def=dataset_partitions)
@@ -164,8 +161,9 @@ def scaling_study(
         def nested_run(cell: StudyCell) -> Iterator[EpochCallback]:
             context.log.info(f"study run {cell.name}")
             cell_params = {"study_run": run.run_id, **vars(cell)}
-            name = f"ctr_model:{partition_of(context)}:{cell.name}"
-            with mlflow.start_run(name, cell_params, {"stage": "ctr_model"}, parent_run_id=run.run_id) as child:
+            name = f"{TRAIN_STAGE}:{cell.kind}:{partition_of(context)}:{cell.name}"
+            tags = {"dataset": partition_of(context), "tokenizer": "none" if cell.kind == "id" else cell.kind}
+            with mlflow.start_run(name, TRAIN_STAGE, cell_params, tags, parent_run_id=run.run_id) as child:
                 yield _epoch_logger(context, child)
 
         output = scaling_study_stage(
@@ -176,16 +174,9 @@ def scaling_study(
         return publish(context, run, output, first)
 
 
-def _table(storage: StorageResource, config: CTRParams, upstream: StageOutput) -> StageOutput | None:
-    """The Semantic-ID table the model reads: none, a pinned stored version, or the upstream asset's."""
-    if not config.use_semantic_ids:
-        return None
-    return pinned_or_upstream(storage.output_path, SEMANTIC_IDS_STAGE, config.semantic_ids_version, upstream)
-
-
 def _epoch_logger(context: AssetExecutionContext, run: TrackedRun) -> EpochCallback:
     def log_epoch(values: dict[str, Any]) -> None:
-        metrics = flatten_numbers(values)
+        metrics = curve_metrics(values)
         run.log_metrics(metrics, step=int(values["epoch"]))
         context.log.info(", ".join(f"{key} {value:.4g}" for key, value in metrics.items()))
 

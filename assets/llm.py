@@ -1,7 +1,7 @@
 """LLM assets: decoders adapted to the catalogue with LoRA, each a cached stage of its own, and what they make.
 
     kcore_dataset -> llm2vec_model -> llm2vec_embeddings            (an embedding table like item_embeddings)
-    kcore_dataset -> lamia_palettes -> lamia_semantic_ids           (a Semantic-ID table of kind lamia)
+    kcore_dataset -> lamia_palettes -> semantic_ids_lamia           (the lamia family's Semantic-ID table)
 
 Every training step's loss parts go to the asset's MLflow run; each training run stops at its wall-clock budget
 and its manifest records how far it got.
@@ -12,8 +12,11 @@ from dataclasses import asdict, replace
 from dagster import AssetExecutionContext, Config, Output, asset
 from pydantic import Field
 
+from assets.families import table_key
 from assets.ingest import dataset_partitions
 from assets.publishing import flatten_numbers, publish, tracked_run
+from assets.semantic_ids import GROUP as SEMANTIC_IDS_GROUP
+from assets.semantic_ids import table_preview
 from ops.caching import StageOutput
 from ops.embeddings.config import SMOLLM2, llm2vec_config
 from ops.embeddings.stage import embed
@@ -25,11 +28,14 @@ from ops.llm.lora import LoraSettings
 from ops.llm.stage import StepCallback, lamia_palettes_stage, lamia_table_stages, llm2vec_stage
 from ops.llm.trainer import StepLog
 from ops.quantizers.kmeans import KMeansConfig
-from ops.quantizers.lamia import LamiaQuantizerConfig
+from ops.quantizers.lamia import LamiaQuantizerConfig, LamiaTokenizer
+from ops.semantic_ids.stage import STAGE as SEMANTIC_IDS_STAGE
+from ops.semantic_ids.stage import TABLE
 from resources import MlflowTracking, StorageResource
 from resources.mlflow_tracking import TrackedRun
 
 GROUP = "llm"
+LAMIA = LamiaTokenizer.kind
 LOG_EVERY_STEPS = 10  # Dagster log lines; MLflow gets every step
 
 
@@ -173,15 +179,19 @@ def lamia_palettes(
         return publish(context, run, output)
 
 
-@asset(group_name=GROUP, partitions_def=dataset_partitions)
-def lamia_semantic_ids(
+@asset(
+    name=table_key(LAMIA).path[-1],
+    group_name=SEMANTIC_IDS_GROUP,  # beside every other family's table
+    partitions_def=dataset_partitions,
+)
+def semantic_ids_lamia(
     context: AssetExecutionContext,
     config: LamiaTableParams,
     storage: StorageResource,
     mlflow: MlflowTracking,
     lamia_palettes: StageOutput,
 ) -> Output[StageOutput]:
-    """Per-aspect PCA + K-Means of the palettes: a Semantic-ID table of kind lamia, in the shared format."""
+    """Per-aspect PCA + K-Means of the palettes: the lamia family's Semantic-ID table, in the shared format."""
     settings = LamiaQuantizerConfig(
         palette_size=int(lamia_palettes.manifest["palette_size"]),
         aspect_dim=int(lamia_palettes.manifest["aspect_dim"]),
@@ -190,6 +200,6 @@ def lamia_semantic_ids(
         seed=config.seed,
     )
     params = {"upstream": lamia_palettes.fingerprint, **config.model_dump()}
-    with tracked_run(context, mlflow, "lamia_semantic_ids", params) as run:
+    with tracked_run(context, mlflow, SEMANTIC_IDS_STAGE, params, tokenizer=LAMIA) as run:
         _, table = lamia_table_stages(lamia_palettes, storage.output_path, settings, {"mlflow_run_id": run.run_id})
-        return publish(context, run, table)
+        return publish(context, run, table, table_preview(table), artifacts=(TABLE,))

@@ -1,6 +1,6 @@
 """The LLM recommender's assets, beside TIGER and the decoder-only model in the retrieval group:
 
-    dataset_splits, semantic_ids (or a pinned table version), kcore_dataset (item titles)
+    dataset_splits, a Semantic-ID table (the family `tokenizer` names, or a pinned version), kcore_dataset (titles)
         -> llm_recommender_model -> llm_recommender_eval
 
 A pretrained causal LM (SmolLM2-135M by default) gets the table's Semantic-ID tokens and LoRA adapters, trains on
@@ -15,15 +15,15 @@ from dagster import AssetExecutionContext, Output, asset
 from pydantic import Field
 
 from assets.choices import one_of
+from assets.families import TABLE_KEYS, chosen_table, table_metadata
 from assets.ingest import dataset_partitions
-from assets.publishing import pinned_or_upstream, publish, tracked_run
-from assets.retrieval import GROUP, EvalParams, SIDModelParams, _epoch_logger
-from ops.caching import StageOutput, existing_version
+from assets.publishing import publish, tracked_run
+from assets.retrieval import GROUP, EvalParams, SIDModelParams, _epoch_logger, trained_table
+from ops.caching import StageOutput
 from ops.quantizers.config import config_to_dict
 from ops.retrieval.llm_recommender import LLMRecommenderConfig
 from ops.retrieval.llm_tokens import NewRows
 from ops.retrieval.stage import evaluate_llm_recommender_stage, train_llm_recommender_stage
-from ops.semantic_ids.stage import STAGE as SEMANTIC_IDS_STAGE
 from resources import MlflowTracking, StorageResource
 
 DEFAULTS = LLMRecommenderConfig()
@@ -87,14 +87,13 @@ class LLMRecommenderParams(SIDModelParams):
         )
 
 
-@asset(group_name=GROUP, partitions_def=dataset_partitions)
+@asset(group_name=GROUP, partitions_def=dataset_partitions, deps=TABLE_KEYS)
 def llm_recommender_model(
     context: AssetExecutionContext,
     config: LLMRecommenderParams,
     storage: StorageResource,
     mlflow: MlflowTracking,
     dataset_splits: StageOutput,
-    semantic_ids: StageOutput,
     kcore_dataset: StageOutput,
 ) -> Output[StageOutput]:
     """A pretrained causal LM (SmolLM2-135M by default) with the table's Semantic-ID tokens added and LoRA adapters,
@@ -102,13 +101,14 @@ def llm_recommender_model(
     titles and the text-to-item alignment phase; early stopping on validation Recall@10, per-epoch metrics in
     MLflow."""
     settings = config.recommender_settings()
-    table = pinned_or_upstream(storage.output_path, SEMANTIC_IDS_STAGE, config.semantic_ids_version, semantic_ids)
+    table = chosen_table(context, storage.output_path, config)
     params = {"splits": dataset_splits.fingerprint, "semantic_ids": table.fingerprint, **config_to_dict(settings)}
-    with tracked_run(context, mlflow, "llm_recommender_model", params) as run:
+    tokenizer = table.manifest["tokenizer"]["kind"]
+    with tracked_run(context, mlflow, "llm_recommender_model", params, tokenizer=tokenizer) as run:
         output = train_llm_recommender_stage(
             storage.output_path, dataset_splits, table, settings, kcore_dataset, _epoch_logger(context, run)
         )
-        return publish(context, run, output)
+        return publish(context, run, output, metadata=table_metadata(table))
 
 
 @asset(group_name=GROUP, partitions_def=dataset_partitions)
@@ -124,9 +124,11 @@ def llm_recommender_eval(
     """Recall/NDCG@5/10/20 of the LLM recommender over every test user with the cached trie-constrained beam search,
     beside the most-popular baseline; `invalid_items` (checked against the table) must be 0."""
     model = llm_recommender_model
-    table = existing_version(storage.output_path, SEMANTIC_IDS_STAGE, model.manifest["sid_table"]["fingerprint"])
+    table = trained_table(storage, model)
     params = {"model": model.fingerprint, "semantic_ids": table.fingerprint, "beams": config.beams}
     items = kcore_dataset if model.manifest.get("items") else None
-    with tracked_run(context, mlflow, "llm_recommender_eval", params) as run:
+    with tracked_run(
+        context, mlflow, "llm_recommender_eval", params, tokenizer=table.manifest["tokenizer"]["kind"]
+    ) as run:
         output = evaluate_llm_recommender_stage(storage.output_path, model, dataset_splits, table, items, config.beams)
-        return publish(context, run, output)
+        return publish(context, run, output, metadata=table_metadata(table))

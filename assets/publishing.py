@@ -9,15 +9,15 @@ stage can record the run id in its manifest.
 """
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import polars as pl
 from dagster import AssetExecutionContext, DataVersion, MetadataValue, Output
 
-from ops.caching import MANIFEST, StageOutput, existing_version
-from resources.mlflow_tracking import MlflowTracking, TrackedRun
+from ops.caching import MANIFEST, StageOutput
+from resources.mlflow_tracking import DAGSTER_RUN_TAG, MlflowTracking, TrackedRun
 
 PREVIEW_ROWS = 10
 
@@ -53,26 +53,27 @@ def markdown_table(frame: pl.DataFrame, max_chars: int = 60) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def pinned_or_upstream(output_root: Any, stage: str, version: str, upstream: StageOutput) -> StageOutput:
-    """The stored ``version`` of ``stage`` when config pins one (a fingerprint), else the upstream asset's value."""
-    return existing_version(output_root, stage, version) if version else upstream
-
-
 def partition_of(context: AssetExecutionContext) -> str:
     return context.partition_key if context.has_partition_key else "default"
 
 
 @contextmanager
 def tracked_run(
-    context: AssetExecutionContext, tracking: MlflowTracking, stage: str, params: Mapping[str, Any]
+    context: AssetExecutionContext,
+    tracking: MlflowTracking,
+    stage: str,
+    params: Mapping[str, Any],
+    tokenizer: str | None = None,
 ) -> Iterator[TrackedRun]:
-    """One MLflow run named ``<stage>:<partition>`` with ``params``, tagged with the Dagster run id."""
+    """One MLflow run in the stage's experiment, named ``<stage>:[<tokenizer>:]<data set>`` and tagged ``stage``,
+    ``dataset``, ``tokenizer`` (the Semantic-ID family it made or read; "none" for an ID-only model) and the Dagster
+    run id, so the MLflow UI filters by any of them."""
     partition = partition_of(context)
-    with tracking.start_run(
-        run_name=f"{stage}:{partition}",
-        params={"partition": partition, **params},
-        tags={"stage": stage, "dagster_run_id": context.run_id},
-    ) as run:
+    tags = {"stage": stage, "dataset": partition, DAGSTER_RUN_TAG: context.run_id}
+    if tokenizer is not None:
+        tags["tokenizer"] = tokenizer
+    name = ":".join(part for part in (stage, tokenizer, partition) if part is not None)
+    with tracking.start_run(name, stage, params={"partition": partition, **params}, tags=tags) as run:
         yield run
 
 
@@ -81,24 +82,65 @@ def publish(
     run: TrackedRun,
     output: StageOutput,
     preview: pl.DataFrame | None = None,
+    artifacts: Sequence[str] = (),
+    metadata: Mapping[str, Any] | None = None,
 ) -> Output[StageOutput]:
-    """Log ``output``'s manifest numbers to ``run`` and return it as a Dagster `Output` versioned by fingerprint."""
+    """Log ``output``'s manifest numbers to ``run`` and return it as a Dagster `Output` versioned by fingerprint.
+
+    The manifest is always an artifact; the files named in ``artifacts`` (trained models, their histories, the
+    table) only when this run computed them: a cache hit's run names the version (tag ``fingerprint``), and the
+    run that built it holds the files.
+    """
     metrics = flatten_numbers(output.manifest)
     status = "cache hit" if output.cache_hit else "computed"
     run.log_metrics(metrics)
     run.log_artifact(output.file(MANIFEST))
+    if not output.cache_hit:
+        for name in artifacts:
+            run.log_artifact(output.file(name))
     run.set_tags({"fingerprint": output.fingerprint, "cache": status, "path": output.path})
     context.log.info(f"{output.stage} {partition_of(context)}: {status}, version {output.fingerprint} at {output.path}")
-    metadata: dict[str, Any] = {
+    values: dict[str, Any] = {
         "cache": status,
         "fingerprint": output.fingerprint,
         "path": MetadataValue.path(output.path),
         "mlflow_run": MetadataValue.url(run.url),
+        **(metadata or {}),
         **{
             key: MetadataValue.float(value) if isinstance(value, float) else MetadataValue.int(value)
             for key, value in metrics.items()
         },
     }
     if preview is not None:
-        metadata["preview"] = MetadataValue.md(markdown_table(preview.head(PREVIEW_ROWS)))
-    return Output(output, data_version=DataVersion(output.fingerprint), metadata=metadata)
+        values["preview"] = MetadataValue.md(markdown_table(preview.head(PREVIEW_ROWS)))
+    return Output(output, data_version=DataVersion(output.fingerprint), metadata=values)
+
+
+# Per-epoch values grouped into the sections MLflow's chart view draws together (the part before the "/").
+TRAIN_VALUES = ("loss", "reconstruction_loss", "quantization_loss", "lr", "samples")
+SPEED_VALUES = ("seconds", "samples_per_s", "valid_seconds")
+LEVEL_VALUES = {"usage": "codebook_usage", "perplexity": "codebook_perplexity"}
+
+
+def curve_metrics(values: Mapping[str, Any]) -> dict[str, float]:
+    """An epoch log as chart-ready metrics: ``train/…``, ``valid/…``, ``speed/…`` and, per codebook level,
+    ``codebook_usage/level_1``…; the epoch itself is the step, not a curve.
+
+    ``{"epoch": 3, "train_loss": 0.5, "valid_auc": 0.7, "usage": [0.9], "seconds": 2.0}`` ->
+    ``{"train/loss": 0.5, "valid/auc": 0.7, "codebook_usage/level_1": 0.9, "speed/seconds": 2.0}``.
+    """
+    named: dict[str, float] = {}
+    for key, value in flatten_numbers(values).items():
+        section, _, rest = key.partition("/")
+        if key == "epoch":
+            continue
+        if section in LEVEL_VALUES and rest.isdigit():
+            key = f"{LEVEL_VALUES[section]}/level_{int(rest) + 1}"
+        elif key in SPEED_VALUES:
+            key = f"speed/{key}"
+        elif key in TRAIN_VALUES:
+            key = f"train/{key}"
+        elif not rest and key.startswith(("train_", "valid_")):
+            key = key.replace("_", "/", 1)
+        named[key] = value
+    return named

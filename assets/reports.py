@@ -5,6 +5,7 @@ import base64
 from dagster import AssetExecutionContext, AssetKey, Config, MetadataValue, Output, asset
 from pydantic import Field
 
+from assets.families import TABLE_KEYS
 from assets.ingest import dataset_partitions
 from assets.publishing import publish, tracked_run
 from ops.caching import StageOutput
@@ -16,7 +17,7 @@ ARTIFACT_FOLDER = "report"  # where the report's files go in the MLflow run
 # Assets whose versions the report reads from disk (found by manifest, not loaded as inputs): non-data deps, so the
 # graph shows the report downstream of them and marks it stale when they change. Keep in step with their keys.
 READS = (
-    "semantic_ids",
+    *(key.path[-1] for key in TABLE_KEYS),
     "ctr_model",
     "scaling_study",
     "tiger_model",

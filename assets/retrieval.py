@@ -2,13 +2,14 @@
 evaluated beside the most-popular baseline, and the SASRec baseline."""
 
 from dataclasses import asdict, replace
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from dagster import AssetExecutionContext, Config, Output, asset
 from pydantic import Field
 
+from assets.families import TABLE_KEYS, TableChoice, chosen_table, table_metadata
 from assets.ingest import dataset_partitions
-from assets.publishing import flatten_numbers, pinned_or_upstream, publish, tracked_run
+from assets.publishing import curve_metrics, publish, tracked_run
 from ops.caching import StageOutput, existing_version
 from ops.device import Precision
 from ops.quantizers.config import config_to_dict
@@ -17,6 +18,10 @@ from ops.retrieval.model import TIGERConfig
 from ops.retrieval.sasrec import SASRecConfig
 from ops.retrieval.sequences import SequenceConfig
 from ops.retrieval.stage import (
+    CHECKPOINT,
+    DECODER_CHECKPOINT,
+    HISTORY,
+    SASREC_CHECKPOINT,
     evaluate_decoder_stage,
     evaluate_tiger_stage,
     train_decoder_stage,
@@ -58,14 +63,9 @@ class RetrievalTrainParams(Config):
         )
 
 
-class SIDModelParams(RetrievalTrainParams):
-    """Settings shared by the Semantic-ID recommenders (TIGER, the decoder-only model)."""
+class SIDModelParams(RetrievalTrainParams, TableChoice):
+    """Settings shared by the Semantic-ID recommenders (TIGER, the decoder-only model, the LLM recommender)."""
 
-    semantic_ids_version: str = Field(
-        default="",
-        description="Fingerprint of a stored Semantic-ID table version (data/semantic_ids/<fingerprint>: an RQ-VAE, "
-        "RQ-KMeans, MoC or LAMIA table) to train on instead of the upstream `semantic_ids` asset's; empty = upstream.",
-    )
     max_history: int = Field(default=SequenceConfig.max_history, description="Last items of a history the model reads.")
     user_buckets: int = Field(default=SequenceConfig.user_buckets, description="Hashed user tokens (0 = none).")
     lr: float = Field(
@@ -116,19 +116,18 @@ class SASRecParams(RetrievalTrainParams):
     max_len: int = Field(default=SASRecConfig.max_len, description="Items of a history the model attends to.")
 
 
-@asset(group_name=GROUP, partitions_def=dataset_partitions)
+@asset(group_name=GROUP, partitions_def=dataset_partitions, deps=TABLE_KEYS)
 def tiger_model(
     context: AssetExecutionContext,
     config: TigerParams,
     storage: StorageResource,
     mlflow: MlflowTracking,
     dataset_splits: StageOutput,
-    semantic_ids: StageOutput,
 ) -> Output[StageOutput]:
     """TIGER (T5 encoder-decoder, 4+4 layers) trained from scratch to generate the next item's Semantic ID;
     early stopping on validation Recall@10, per-epoch loss and validation metrics in MLflow."""
     settings = config.settings(TIGERConfig())
-    return _train(context, "tiger_model", config, settings, storage, mlflow, dataset_splits, semantic_ids)
+    return _train(context, "tiger_model", config, settings, storage, mlflow, dataset_splits)
 
 
 @asset(group_name=GROUP, partitions_def=dataset_partitions)
@@ -146,14 +145,13 @@ def retrieval_eval(
     return _evaluate(context, "retrieval_eval", config, storage, mlflow, tiger_model, dataset_splits)
 
 
-@asset(group_name=GROUP, partitions_def=dataset_partitions)
+@asset(group_name=GROUP, partitions_def=dataset_partitions, deps=TABLE_KEYS)
 def decoder_model(
     context: AssetExecutionContext,
     config: DecoderParams,
     storage: StorageResource,
     mlflow: MlflowTracking,
     dataset_splits: StageOutput,
-    semantic_ids: StageOutput,
 ) -> Output[StageOutput]:
     """The decoder-only Semantic-ID recommender (a 4-layer causal LM from scratch, TIGER's width) trained on every
     next-item target of a user in one pass; early stopping on validation Recall@10, per-epoch metrics in MLflow."""
@@ -162,7 +160,7 @@ def decoder_model(
         level_embedding=config.level_embedding,
         init_from_codes=config.init_from_codes,
     )
-    return _train(context, "decoder_model", config, settings, storage, mlflow, dataset_splits, semantic_ids)
+    return _train(context, "decoder_model", config, settings, storage, mlflow, dataset_splits)
 
 
 @asset(group_name=GROUP, partitions_def=dataset_partitions)
@@ -195,13 +193,12 @@ def sasrec_model(
         context, mlflow, "sasrec_model", {"splits": dataset_splits.fingerprint, **asdict(settings)}
     ) as run:
         output = train_sasrec_stage(storage.output_path, dataset_splits, settings, _epoch_logger(context, run))
-        return publish(context, run, output)
+        return publish(context, run, output, artifacts=(SASREC_CHECKPOINT, HISTORY))
 
 
 def _epoch_logger(context: AssetExecutionContext, run: TrackedRun) -> EpochCallback:
     def log_epoch(log: EpochLog) -> None:
-        values: dict[str, Any] = flatten_numbers(asdict(log))
-        run.log_metrics(values, step=log.epoch)
+        run.log_metrics(curve_metrics(asdict(log)), step=log.epoch)
         valid = ", ".join(f"{key} {value:.4f}" for key, value in log.valid.items())
         context.log.info(
             f"epoch {log.epoch}: loss {log.train_loss:.4f}, {log.samples_per_s:.0f} samples/s, valid {valid}"
@@ -211,6 +208,7 @@ def _epoch_logger(context: AssetExecutionContext, run: TrackedRun) -> EpochCallb
 
 
 TRAIN_STAGES = {"tiger_model": train_tiger_stage, "decoder_model": train_decoder_stage}
+MODEL_FILES = {"tiger_model": (CHECKPOINT, HISTORY), "decoder_model": (DECODER_CHECKPOINT, HISTORY)}
 EVAL_STAGES = {"retrieval_eval": evaluate_tiger_stage, "decoder_eval": evaluate_decoder_stage}
 
 
@@ -222,15 +220,14 @@ def _train(
     storage: StorageResource,
     mlflow: MlflowTracking,
     splits: StageOutput,
-    semantic_ids: StageOutput,
 ) -> Output[StageOutput]:
-    """Train the Semantic-ID model ``name`` on the pinned table version, or else the upstream one."""
-    table = pinned_or_upstream(storage.output_path, SEMANTIC_IDS_STAGE, config.semantic_ids_version, semantic_ids)
+    """Train the Semantic-ID model ``name`` on the table its config chooses."""
+    table = chosen_table(context, storage.output_path, config)
     params = {"splits": splits.fingerprint, "semantic_ids": table.fingerprint, **config_to_dict(settings)}
-    with tracked_run(context, mlflow, name, params) as run:
+    with tracked_run(context, mlflow, name, params, tokenizer=table.manifest["tokenizer"]["kind"]) as run:
         train = TRAIN_STAGES[name]
         output = train(storage.output_path, splits, table, settings, _epoch_logger(context, run))
-        return publish(context, run, output)
+        return publish(context, run, output, artifacts=MODEL_FILES[name], metadata=table_metadata(table))
 
 
 def _evaluate(
@@ -243,8 +240,13 @@ def _evaluate(
     splits: StageOutput,
 ) -> Output[StageOutput]:
     """Evaluate a trained Semantic-ID model on the exact table version it was trained on."""
-    table = existing_version(storage.output_path, SEMANTIC_IDS_STAGE, model.manifest["sid_table"]["fingerprint"])
+    table = trained_table(storage, model)
     params = {"model": model.fingerprint, "semantic_ids": table.fingerprint, "beams": config.beams}
-    with tracked_run(context, mlflow, name, params) as run:
+    with tracked_run(context, mlflow, name, params, tokenizer=table.manifest["tokenizer"]["kind"]) as run:
         output = EVAL_STAGES[name](storage.output_path, model, splits, table, config.beams)
-        return publish(context, run, output)
+        return publish(context, run, output, metadata=table_metadata(table))
+
+
+def trained_table(storage: StorageResource, model: StageOutput) -> StageOutput:
+    """The exact Semantic-ID table version a trained model names in its manifest."""
+    return existing_version(storage.output_path, SEMANTIC_IDS_STAGE, model.manifest["sid_table"]["fingerprint"])

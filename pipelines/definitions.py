@@ -36,18 +36,31 @@ from assets import (
     semantic_ids,
     tokenizers,
 )
+from assets.families import MAIN, TRAINED_HERE, Family, table_key, tokenizer_key
 from ops.ingest.datasets import DEFAULT_DATASET
 from resources import MlflowTracking, StorageResource
 from resources.mlflow_tracking import default_artifact_root, default_tracking_uri
 from resources.stage_io import StageOutputIOManager
 from resources.storage import default_data_root, default_output_root
 
-ALL_ASSETS = load_assets_from_modules(
-    [raw_files, ingest, embeddings, tokenizers, semantic_ids, ctr, retrieval, llm_recommender, llm, reports]
-)
+ALL_ASSETS = [
+    *load_assets_from_modules([raw_files, ingest, embeddings, ctr, retrieval, llm_recommender, llm, reports]),
+    *tokenizers.TOKENIZER_ASSETS.values(),
+    *semantic_ids.TABLE_ASSETS.values(),
+]
 STUDY = AssetSelection.assets(ctr.scaling_study)
 REPORT = AssetSelection.assets(reports.report)
 LLM_RECOMMENDER = AssetSelection.assets(llm_recommender.llm_recommender_model, llm_recommender.llm_recommender_eval)
+
+
+def families(selected: tuple[Family, ...]) -> AssetSelection:
+    """The tokenizer and Semantic-ID table assets of ``selected`` families."""
+    return AssetSelection.assets(*(key(f.kind) for f in selected for key in (tokenizer_key, table_key)))
+
+
+# Models downstream depend on every family's table, so a job that wants them must not take their `upstream()`
+# (that would train every tokenizer and the LAMIA LLM): it takes the ingestion and the main families' tables.
+WITH_MAIN_TABLES = AssetSelection.groups(ingest.GROUP) | families(MAIN).upstream()
 
 ingest_job = define_asset_job(
     "ingest",
@@ -58,14 +71,20 @@ ingest_job = define_asset_job(
 
 main_job = define_asset_job(
     "main",
-    selection=AssetSelection.groups(
-        ingest.GROUP, embeddings.GROUP, tokenizers.GROUP, semantic_ids.GROUP, ctr.GROUP, reports.GROUP
-    )
+    selection=(AssetSelection.groups(ingest.GROUP, embeddings.GROUP, ctr.GROUP, reports.GROUP) | families(MAIN))
     - STUDY,
     partitions_def=ingest.dataset_partitions,
-    description="Raw files -> Semantic-ID table -> a CTR model with Semantic-ID features and its test AUC -> the "
-    "report, for one data set (the partition). Generative retrieval, the scaling study and the LLM-adapted tokenizers "
-    "are jobs of their own (hours on a CPU).",
+    description="Raw files -> the main tokenizer families' Semantic-ID tables (RQ-VAE) -> a CTR model with "
+    "Semantic-ID features and its test AUC -> the report, for one data set (the partition). The other tokenizer "
+    "families, generative retrieval, the scaling study and the LLM-adapted tokenizers are jobs of their own.",
+)
+
+tokenizers_job = define_asset_job(
+    "tokenizers",
+    selection=AssetSelection.groups(ingest.GROUP) | families(TRAINED_HERE).upstream() | REPORT,
+    partitions_def=ingest.dataset_partitions,
+    description="Every tokenizer family trained on the item embeddings (RQ-VAE, MoC, ME, VQ-VAE, RQ-KMeans) and its "
+    "Semantic-ID table, side by side, then the report comparing them. LAMIA's table is the llm job's.",
 )
 
 study_job = define_asset_job(
@@ -78,16 +97,17 @@ study_job = define_asset_job(
 
 retrieval_job = define_asset_job(
     "retrieval",
-    selection=(AssetSelection.groups(retrieval.GROUP) - LLM_RECOMMENDER).upstream() | REPORT,
+    selection=(AssetSelection.groups(retrieval.GROUP) - LLM_RECOMMENDER) | WITH_MAIN_TABLES | REPORT,
     partitions_def=ingest.dataset_partitions,
-    description="TIGER and the decoder-only recommender on the configured Semantic-ID table, their beam-search "
+    description="TIGER and the decoder-only recommender on the Semantic-ID table their `tokenizer` names (RQ-VAE "
+    "unless set; another family's table must be materialized first), their beam-search "
     "evaluations beside the most-popular baseline, and SASRec.",
 )
 
 
 llm_job = define_asset_job(
     "llm",
-    selection=AssetSelection.groups(llm.GROUP).upstream(),
+    selection=(AssetSelection.groups(llm.GROUP) | AssetSelection.assets(llm.semantic_ids_lamia)).upstream(),
     partitions_def=ingest.dataset_partitions,
     description="A decoder LLM (SmolLM2 by default) adapted with LoRA: LLM2Vec (MNTP, SimCSE) and its embeddings, "
     "and LAMIA item palettes quantized into a Semantic-ID table, each under a wall-clock budget.",
@@ -96,7 +116,7 @@ llm_job = define_asset_job(
 
 llm_recommender_job = define_asset_job(
     "llm_recommender",
-    selection=LLM_RECOMMENDER.upstream(),
+    selection=LLM_RECOMMENDER | WITH_MAIN_TABLES,
     partitions_def=ingest.dataset_partitions,
     description="The LLM as recommender: SmolLM2 (by default) with the Semantic-ID table's tokens and LoRA, optionally "
     "with titles and the text-to-item alignment phase, evaluated on every test user beside the most-popular list.",
@@ -125,7 +145,7 @@ def build_resources() -> dict[str, object]:
 defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=checks.ALL_CHECKS,
-    jobs=[ingest_job, main_job, study_job, retrieval_job, llm_job, llm_recommender_job],
+    jobs=[ingest_job, main_job, tokenizers_job, study_job, retrieval_job, llm_job, llm_recommender_job],
     executor=in_process_executor,
     schedules=[weekly_reindex],
     sensors=[reindex_on_new_data],

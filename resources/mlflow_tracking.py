@@ -1,4 +1,11 @@
-"""A small MLflow resource: one run per materialization, on a local SQLite backend.
+"""A small MLflow resource: one run per materialization, on a local SQLite backend, an experiment per stage.
+
+An experiment per stage (`semid/tokenizer`, `semid/ctr_model`, ...) rather than per data set: the runs a user
+compares side by side are one stage's (which tokenizer gives the best CTR model), and within a stage every run has
+the same params and metrics, so the runs table has that stage's columns only, not the union of every stage's (92 in
+one shared experiment). Data set and tokenizer are tags (`dataset`, `tokenizer`, `stage`) to filter on, e.g.
+``tags.dataset = 'amazon2014-beauty' and tags.tokenizer = 'moc'``. Experiments are created as model-training
+experiments (tag `mlflow.experimentKind`), and run links open MLflow's model-training view, not its GenAI one.
 
 Written instead of `dagster-mlflow`, which pins an older dagster. It uses `MlflowClient` (no global fluent
 state), so concurrent assets never share an active run by accident. Two first runs at once would race to create
@@ -24,6 +31,9 @@ from resources.storage import default_output_root
 
 PARAM_VALUE_LIMIT = 6000  # MLflow refuses longer parameter values
 DAGSTER_RUN_TAG = "dagster_run_id"
+# MLflow 3 opens an experiment in its GenAI view unless the experiment's kind or the URL says model training
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+TRAINING_VIEW = "workflowType=machine_learning"
 
 
 def default_tracking_uri() -> str:
@@ -64,25 +74,38 @@ class MlflowTracking(ConfigurableResource):
 
     tracking_uri: str = Field(description="MLflow tracking URI; SQLite by default (file stores are refused).")
     artifact_root: str = Field(description="Where new experiments store artifacts.")
-    experiment: str = Field(default="semid", description="Experiment every run is filed under.")
+    experiment: str = Field(
+        default="semid", description="Prefix of the experiments: runs of stage S go to `<experiment>/S`."
+    )
     ui_url: str = Field(default="http://127.0.0.1:5000", description="Base URL of the MLflow UI, for run links.")
 
+    def experiment_name(self, stage: str) -> str:
+        return f"{self.experiment}/{stage}"
+
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        """Before a step runs: runs killed earlier are marked failed (Dagster) and KILLED (MLflow)."""
+        """Before a step runs: runs killed earlier are marked failed (Dagster) and KILLED (MLflow), in every
+        experiment of this prefix."""
         if context.instance is None:
             return
         fail_dead_runs(context.instance)
         with self._locked_client() as client:
-            experiment = client.get_experiment_by_name(self.experiment)
-            if experiment is None:
+            experiments = self._own_experiments(client)
+            if not experiments:
                 return
-            dangling = client.search_runs(
-                [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
-            )
+            dangling = client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'", max_results=1000)
             for run in dangling:
                 dagster_run = run.data.tags.get(DAGSTER_RUN_TAG)
                 if dagster_run and finished(context.instance, dagster_run):
                     client.set_terminated(run.info.run_id, "KILLED")
+
+    def _own_experiments(self, client: Any) -> list[str]:
+        """Ids of this prefix's experiments (and of an older single experiment of that name)."""
+        candidates = client.search_experiments(filter_string=f"name LIKE '{self.experiment}%'", max_results=1000)
+        return [
+            e.experiment_id
+            for e in candidates
+            if e.name == self.experiment or e.name.startswith(self.experiment_name(""))
+        ]
 
     @contextmanager
     def _locked_client(self) -> Iterator[Any]:
@@ -103,32 +126,38 @@ class MlflowTracking(ConfigurableResource):
             client.search_experiments(max_results=1)  # creates or migrates the schema now, inside the lock
             yield client
 
-    def _experiment_id(self, client: Any) -> str:
-        experiment = client.get_experiment_by_name(self.experiment)
+    def _experiment_id(self, client: Any, stage: str) -> str:
+        name = self.experiment_name(stage)
+        experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
         Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
-        return client.create_experiment(self.experiment, artifact_location=Path(self.artifact_root).as_uri())
+        return client.create_experiment(name, artifact_location=Path(self.artifact_root).as_uri(), tags=EXPERIMENT_KIND)
 
     @contextmanager
     def start_run(
         self,
         run_name: str,
+        stage: str,
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
         parent_run_id: str | None = None,
     ) -> Iterator[TrackedRun]:
-        """Open a run, log ``params``, yield it, and mark it FINISHED or FAILED on exit."""
+        """Open a run in ``stage``'s experiment (a nested run: its parent's), log ``params``, yield it, and mark it
+        FINISHED or FAILED on exit."""
         with self._locked_client() as client:
-            experiment_id = self._experiment_id(client)
-        all_tags = dict(tags or {})
+            if parent_run_id:
+                experiment_id = client.get_run(parent_run_id).info.experiment_id
+            else:
+                experiment_id = self._experiment_id(client, stage)
+        all_tags = {"stage": stage, **(tags or {})}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
         run_id = run.info.run_id
         for key, value in (params or {}).items():
             client.log_param(run_id, key, str(value)[:PARAM_VALUE_LIMIT])
-        url = f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+        url = f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}?{TRAINING_VIEW}"
         try:
             yield TrackedRun(client, run_id, url)
         except BaseException:

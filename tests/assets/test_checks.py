@@ -21,7 +21,7 @@ from tests.ops.reports.conftest import write_stage
 PARTITION = "amazon2018-gift-cards"
 ITEMS = [f"i{k}" for k in range(8)]
 # 20 gentle epochs use most codes of both levels on Gift Cards; the asset tests' 5 epochs at lr 0.01 collapse to a few
-HEALTHY_TOKENIZER = {"kind": "rqvae", "scale": 2, "codebook_size": 16, "epochs": 20, "batch_size": 64, "lr": 0.001}
+HEALTHY_TOKENIZER = {"scale": 2, "codebook_size": 16, "epochs": 20, "batch_size": 64, "lr": 0.001}
 GOOD_CODES = np.array([[0, 0], [0, 0], [1, 2], [2, 1], [3, 3], [1, 1], [2, 2], [0, 3]])  # 4 codes used per level
 
 
@@ -74,7 +74,7 @@ def vectors(seed: int = 0) -> np.ndarray:
 
 def test_semantic_id_checks_pass_on_a_good_table(tmp_path):
     table = table_version(tmp_path, semantic_id_table(ITEMS, GOOD_CODES), embeddings_version(tmp_path, vectors()))
-    target = stub("semantic_ids", table)
+    target = stub("semantic_ids_moc", table)
     evaluations, downstream = run_checks(tmp_path, target, checks.semantic_id_checks(target))
     assert {name: e.passed for name, e in evaluations.items()} == {
         "unique_semantic_ids": True,
@@ -101,7 +101,7 @@ def test_each_semantic_id_check_fails_on_a_broken_table_and_blocks_downstream(tm
         table = semantic_id_table(ITEMS, np.column_stack([GOOD_CODES[:, 0], np.zeros(len(ITEMS), dtype=int)]))
     else:
         table = table.filter(pl.col("item_id") != "i7")
-    target = stub("semantic_ids", table_version(tmp_path, table, embedded))
+    target = stub("semantic_ids_moc", table_version(tmp_path, table, embedded))
     evaluations, downstream = run_checks(tmp_path, target, checks.semantic_id_checks(target))
     failed = {name for name, e in evaluations.items() if not e.passed}
     assert failed == {check}
@@ -112,9 +112,9 @@ def test_each_semantic_id_check_fails_on_a_broken_table_and_blocks_downstream(tm
 def test_the_usage_threshold_is_configurable(tmp_path):
     half = np.column_stack([GOOD_CODES[:, 0] % 2, GOOD_CODES[:, 1]])  # level 1 uses 2 of 4 codes
     table = table_version(tmp_path, semantic_id_table(ITEMS, half), embeddings_version(tmp_path, vectors()))
-    target = stub("semantic_ids", table)
+    target = stub("semantic_ids_moc", table)
     usage = checks.semantic_id_checks(target)[1]
-    strict = {"ops": {"semantic_ids_code_usage": {"config": {"min_usage": 0.9}}}}
+    strict = {"ops": {"semantic_ids_moc_code_usage": {"config": {"min_usage": 0.9}}}}
     assert run_checks(tmp_path, target, [usage])[0]["code_usage"].passed  # default 0.5: 2 of 4 is enough
     evaluation = run_checks(tmp_path, target, [usage], strict)[0]["code_usage"]
     assert not evaluation.passed and "fewer than 90%" in evaluation.description
@@ -155,7 +155,9 @@ def test_metric_check_fails_outside_the_unit_interval(tmp_path, stage, asset_nam
 
 def test_every_check_passes_on_a_real_catalogue(shared_data, tmp_resources):
     shared_data(PARTITION)
-    table_checks = [c for c in checks.ALL_CHECKS if {k.asset_key for k in c.check_keys} & {AssetKey("semantic_ids")}]
+    table_checks = [
+        c for c in checks.ALL_CHECKS if {k.asset_key for k in c.check_keys} & {AssetKey("semantic_ids_rqvae")}
+    ]
     vector_checks = [
         c for c in checks.ALL_CHECKS if {k.asset_key for k in c.check_keys} & {AssetKey("item_embeddings")}
     ]
@@ -164,15 +166,15 @@ def test_every_check_passes_on_a_real_catalogue(shared_data, tmp_resources):
             ingest.normalized_dataset,
             ingest.kcore_dataset,
             embeddings.item_embeddings,
-            tokenizers.tokenizer,
-            semantic_ids.semantic_ids,
+            tokenizers.TOKENIZER_ASSETS["rqvae"],
+            semantic_ids.TABLE_ASSETS["rqvae"],
             *table_checks,
             *vector_checks,
         ],
         resources=tmp_resources,
         partition_key=PARTITION,
         instance=DagsterInstance.ephemeral(),
-        run_config={"ops": {"tokenizer": {"config": HEALTHY_TOKENIZER}}},
+        run_config={"ops": {"tokenizer_rqvae": {"config": HEALTHY_TOKENIZER}}},
     )
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == {"unique_semantic_ids", "code_usage", "rows_match_embeddings", "finite_embeddings"}

@@ -30,7 +30,7 @@ def test_definitions_validate(tmp_path):
 
 
 # The default is 200 epochs (~1.5 min here); the test checks the wiring, `make bench-tokenizers` the quality.
-TEST_RUN_CONFIG = {"ops": {"tokenizer": {"config": {"epochs": 30}}}}
+TEST_RUN_CONFIG = {"ops": {"tokenizer_rqvae": {"config": {"epochs": 30}}}}
 
 
 def run_main_job(tmp_path: Path, partition: str) -> None:
@@ -96,14 +96,15 @@ def test_main_job_on_beauty_end_to_end_then_cache_hit(shared_data, tmp_path, mon
     assert ctr_model["semantic_ids"]["fingerprint"] == only_version(tmp_path, "semantic_ids").name
     assert ctr_model["test_auc"] > 0.75  # measured 0.79-0.80 for ID + RQ-VAE 3x features
 
-    assert latest_metadata(tmp_path, "semantic_ids")["path"] == str(only_version(tmp_path, "semantic_ids"))
+    assert latest_metadata(tmp_path, "semantic_ids_rqvae")["path"] == str(only_version(tmp_path, "semantic_ids"))
 
     start = time.monotonic()
     run_main_job(tmp_path, "amazon2014-beauty")
     no_op_seconds = time.monotonic() - start
     assert no_op_seconds < 60, f"a re-run with nothing changed took {no_op_seconds:.0f} s"  # ~20 s measured
     for asset in (
-        "normalized_dataset", "kcore_dataset", "dataset_splits", "item_embeddings", "tokenizer", "semantic_ids",
+        "normalized_dataset", "kcore_dataset", "dataset_splits", "item_embeddings", "tokenizer_rqvae",
+        "semantic_ids_rqvae",
         "ctr_samples", "ctr_model",
     ):  # fmt: skip
         assert latest_metadata(tmp_path, asset)["cache"] == "cache hit", asset

@@ -1,6 +1,8 @@
-"""CTR assets through Dagster on a small real catalogue (Gift Cards 5-core): samples -> model, and the study."""
+"""CTR assets through Dagster on a small real catalogue (Gift Cards 5-core): samples -> model on the table its
+`tokenizer` names, and the study."""
 
-from dagster import DagsterInstance, materialize
+import pytest
+from dagster import DagsterInstance, DagsterInvalidConfigError, materialize
 from mlflow.tracking import MlflowClient
 
 from assets import ctr, embeddings, ingest, semantic_ids, tokenizers
@@ -10,24 +12,27 @@ UPSTREAM = [
     ingest.kcore_dataset,
     ingest.dataset_splits,
     embeddings.item_embeddings,
-    tokenizers.tokenizer,
-    semantic_ids.semantic_ids,
+    tokenizers.TOKENIZER_ASSETS["rqvae"],
+    semantic_ids.TABLE_ASSETS["rqvae"],
 ]
 PARTITION = "amazon2018-gift-cards"
-SMALL_TOKENIZER = {"kind": "rqvae", "scale": 2, "codebook_size": 16, "epochs": 5, "batch_size": 64, "lr": 0.01}
+SMALL_TOKENIZER = {"scale": 2, "codebook_size": 16, "epochs": 5, "batch_size": 64, "lr": 0.01}
 SAMPLED = {"mode": "sampled"}  # Gift Cards ratings are nearly all 5: sampled negatives give both classes
 SMALL_CTR = {"backbone": "deepfm", "max_epochs": 2, "batch_size": 256}
 
 
-def materialize_ctr(tmp_resources, instance, ctr_config):
+def materialize_ctr(tmp_resources, instance, ctr_config, tables=(), raise_on_error=True):
+    """Ingestion, the RQ-VAE table and the families in ``tables``, then the CTR samples and model."""
+    pairs = [assets[kind] for kind in tables for assets in (tokenizers.TOKENIZER_ASSETS, semantic_ids.TABLE_ASSETS)]
     return materialize(
-        [*UPSTREAM, ctr.ctr_samples, ctr.ctr_model],
+        [*UPSTREAM, *pairs, ctr.ctr_samples, ctr.ctr_model],
         resources=tmp_resources,
         partition_key=PARTITION,
         instance=instance,
+        raise_on_error=raise_on_error,
         run_config={
             "ops": {
-                "tokenizer": {"config": SMALL_TOKENIZER},
+                **{f"tokenizer_{kind}": {"config": SMALL_TOKENIZER} for kind in ("rqvae", *tables)},
                 "ctr_samples": {"config": SAMPLED},
                 "ctr_model": {"config": ctr_config},
             }
@@ -44,7 +49,7 @@ def test_ctr_model_reads_the_semantic_id_table_and_logs_every_epoch(shared_data,
     instance = DagsterInstance.ephemeral()
     result = materialize_ctr(tmp_resources, instance, SMALL_CTR)
     model = result.output_for_node("ctr_model")
-    table = result.output_for_node("semantic_ids")
+    table = result.output_for_node("semantic_ids_rqvae")
     assert model.manifest["semantic_ids"]["fingerprint"] == table.fingerprint
     assert {"sid0_0", "sid1_0"} <= {feature["name"] for feature in model.manifest["features"]}
     assert 0.0 <= model.manifest["test_auc"] <= 1.0 and model.manifest["epochs"] == 2
@@ -52,9 +57,10 @@ def test_ctr_model_reads_the_semantic_id_table_and_logs_every_epoch(shared_data,
     assert samples["label_mode"] == "sampled" and samples["counts"]["train/0"] == samples["counts"]["train/1"]
 
     client = mlflow_client(tmp_resources)
-    (run,) = client.search_runs([client.get_experiment_by_name("semid").experiment_id], "tags.stage = 'ctr_model'")
-    history = client.get_metric_history(run.info.run_id, "valid_auc")
-    assert sorted(m.step for m in history) == [0, 1, 2]  # epochs 1 and 2, then the best epoch's in the summary
+    (run,) = client.search_runs([client.get_experiment_by_name("semid/ctr_model").experiment_id], "")
+    assert run.data.tags["tokenizer"] == "rqvae" and run.data.tags["dataset"] == PARTITION
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "valid/auc")) == [1, 2]
+    assert {"model.pt", "history.json"} <= {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
 
     again = materialize_ctr(tmp_resources, instance, SMALL_CTR)
     events = {e.asset_key.path[-1]: e.materialization.metadata for e in again.get_asset_materialization_events()}
@@ -66,6 +72,32 @@ def test_ctr_model_reads_the_semantic_id_table_and_logs_every_epoch(shared_data,
 
     pinned = materialize_ctr(tmp_resources, instance, {**SMALL_CTR, "semantic_ids_version": table.fingerprint})
     assert pinned.output_for_node("ctr_model").fingerprint == model.fingerprint  # same table pinned: a cache hit
+
+
+def test_ctr_model_reads_the_table_its_tokenizer_names_and_refuses_one_never_built(shared_data, tmp_resources):
+    shared_data("amazon2018-gift-cards")
+    instance = DagsterInstance.ephemeral()
+    result = materialize_ctr(tmp_resources, instance, {**SMALL_CTR, "tokenizer": "moc"}, tables=("moc",))
+    model = result.output_for_node("ctr_model")
+    assert model.manifest["semantic_ids"]["fingerprint"] == result.output_for_node("semantic_ids_moc").fingerprint
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "ctr_model"]
+    assert event.materialization.metadata["semantic_ids_table"].value == "semantic_ids_moc"
+    (run,) = mlflow_client(tmp_resources).search_runs(
+        [mlflow_client(tmp_resources).get_experiment_by_name("semid/ctr_model").experiment_id], "tags.tokenizer = 'moc'"
+    )
+    assert run.info.run_name == f"ctr_model:moc:{PARTITION}"
+
+    never_built = materialize_ctr(tmp_resources, instance, {**SMALL_CTR, "tokenizer": "vqvae"}, raise_on_error=False)
+    (failure,) = [e for e in never_built.all_events if e.is_step_failure]
+    assert failure.step_key == "ctr_model"
+    assert "semantic_ids_vqvae has no version for data set 'amazon2018-gift-cards'" in str(
+        failure.step_failure_data.error
+    )
+
+
+def test_an_unknown_tokenizer_is_refused_at_launch(tmp_resources):
+    with pytest.raises(DagsterInvalidConfigError, match=r"tokenizer.*not in enum type.*rqvea"):
+        materialize_ctr(tmp_resources, DagsterInstance.ephemeral(), {**SMALL_CTR, "tokenizer": "rqvea"})
 
 
 def test_scaling_study_writes_both_tables_and_nests_one_mlflow_run_per_cell(shared_data, tmp_resources):
@@ -98,8 +130,9 @@ def test_scaling_study_writes_both_tables_and_nests_one_mlflow_run_per_cell(shar
     assert {"2x w/o", "2x w/"} <= set(output.manifest["table2"][0])
 
     client = mlflow_client(tmp_resources)
-    experiment = client.get_experiment_by_name("semid").experiment_id
+    experiment = client.get_experiment_by_name("semid/scaling_study").experiment_id
     (parent,) = client.search_runs([experiment], "tags.stage = 'scaling_study'")
     children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == cells
-    assert all(client.get_metric_history(child.info.run_id, "valid_auc") for child in children)
+    assert all(client.get_metric_history(child.info.run_id, "valid/auc") for child in children)
+    assert {child.data.tags["tokenizer"] for child in children} == {"none", "rqvae", "moc"}

@@ -1,5 +1,5 @@
 """The LLM assets through Dagster on the real MIND sample (195 of its 5,907 items have text), with a tiny local decoder and one
-training step per run: item text -> adapted LLM -> item vectors / palettes -> a lamia Semantic-ID table."""
+training step per run: item text -> adapted LLM -> item vectors / palettes -> the lamia family's Semantic-ID table."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ops.semantic_ids.table import table_codes
 from tests.ops.llm.conftest import tiny_dirs  # noqa: F401 (the fixture: tiny local decoders)
 
 ASSETS = [ingest.normalized_dataset, ingest.kcore_dataset, llm.llm2vec_model, llm.llm2vec_embeddings]
-LAMIA_ASSETS = [ingest.normalized_dataset, ingest.kcore_dataset, llm.lamia_palettes, llm.lamia_semantic_ids]
+LAMIA_ASSETS = [ingest.normalized_dataset, ingest.kcore_dataset, llm.lamia_palettes, llm.semantic_ids_lamia]
 ONE_STEP = 1e-9  # seconds: the budget stops training after its first step
 
 
@@ -54,13 +54,13 @@ def test_lamia_assets_make_a_semantic_id_table(shared_data, tiny_dirs: dict[str,
         run_config={
             "ops": {
                 "lamia_palettes": {"config": {**palettes_config, "budget_s": ONE_STEP, "inference_batch_size": 256}},
-                "lamia_semantic_ids": {"config": {"pca_dim": 8, "codebook_size": 16}},
+                "semantic_ids_lamia": {"config": {"pca_dim": 8, "codebook_size": 16}},
             }
         },
     )
     palettes = result.output_for_node("lamia_palettes").manifest
     assert palettes["training"]["steps"] == 1 and palettes["dim"] == 4 * 16  # L = 4 of the tiny OPT's 16 dims
-    table_stage = result.output_for_node("lamia_semantic_ids")
+    table_stage = result.output_for_node("semantic_ids_lamia")
     table = read_table(table_stage)
     assert table.height == palettes["items_with_palettes"] and table_codes(table).shape[1] == 4
     manifest = table_stage.manifest

@@ -17,12 +17,12 @@ ASSETS = [
     ingest.kcore_dataset,
     ingest.dataset_splits,
     embeddings.item_embeddings,
-    tokenizers.tokenizer,
-    semantic_ids.semantic_ids,
+    tokenizers.TOKENIZER_ASSETS["rqvae"],
+    semantic_ids.TABLE_ASSETS["rqvae"],
     llm_recommender.llm_recommender_model,
     llm_recommender.llm_recommender_eval,
 ]
-SMALL_TOKENIZER = {"kind": "rqvae", "scale": 2, "codebook_size": 16, "epochs": 5, "batch_size": 64, "lr": 0.01}
+SMALL_TOKENIZER = {"scale": 2, "codebook_size": 16, "epochs": 5, "batch_size": 64, "lr": 0.01}
 
 
 def test_llm_recommender_is_trained_and_evaluated_on_every_test_user(
@@ -50,13 +50,13 @@ def test_llm_recommender_is_trained_and_evaluated_on_every_test_user(
         instance=DagsterInstance.ephemeral(),
         run_config={
             "ops": {
-                "tokenizer": {"config": SMALL_TOKENIZER},
+                "tokenizer_rqvae": {"config": SMALL_TOKENIZER},
                 "llm_recommender_model": {"config": model},
                 "llm_recommender_eval": {"config": {"beams": 10}},
             }
         },
     )
-    table = result.output_for_node("semantic_ids")
+    table = result.output_for_node("semantic_ids_rqvae")
     trained = result.output_for_node("llm_recommender_model").manifest
     evaluation = result.output_for_node("llm_recommender_eval").manifest
     users = result.output_for_node("dataset_splits").manifest["splits"]["leave_one_out"]["test"]
@@ -77,9 +77,8 @@ def test_llm_recommender_is_trained_and_evaluated_on_every_test_user(
     assert 0.0 < evaluation["most_popular"]["recall@10"] <= 1.0
 
     client = MlflowClient(tracking_uri=tmp_resources["mlflow"].tracking_uri)
-    experiment = client.get_experiment_by_name("semid").experiment_id
-    (run,) = client.search_runs([experiment], "tags.stage = 'llm_recommender_model'")
-    assert {1, 2} <= {m.step for m in client.get_metric_history(run.info.run_id, "train_loss")}
+    (run,) = client.search_runs([client.get_experiment_by_name("semid/llm_recommender_model").experiment_id], "")
+    assert {1, 2} <= {m.step for m in client.get_metric_history(run.info.run_id, "train/loss")}
     assert {1, 2} <= {m.step for m in client.get_metric_history(run.info.run_id, "valid/recall_10")}
-    (run,) = client.search_runs([experiment], "tags.stage = 'llm_recommender_eval'")
+    (run,) = client.search_runs([client.get_experiment_by_name("semid/llm_recommender_eval").experiment_id], "")
     assert "most_popular/recall_10" in client.get_run(run.info.run_id).data.metrics

@@ -15,13 +15,13 @@ ASSETS = [
     ingest.kcore_dataset,
     ingest.dataset_splits,
     embeddings.item_embeddings,
-    tokenizers.tokenizer,
-    semantic_ids.semantic_ids,
+    tokenizers.TOKENIZER_ASSETS["moc"],
+    semantic_ids.TABLE_ASSETS["moc"],
     reports.report,
 ]
 RUN_CONFIG = {
     "ops": {
-        "tokenizer": {"config": {"kind": "moc", "scale": 2, "codebook_size": 16, "epochs": 5, "batch_size": 64}},
+        "tokenizer_moc": {"config": {"scale": 2, "codebook_size": 16, "epochs": 5, "batch_size": 64}},
         "report": {"config": {"cluster_counts": [2, 4, 8]}},
     }
 }
@@ -39,7 +39,7 @@ def test_report_asset_publishes_the_answer_an_inline_plot_and_mlflow_artifacts(s
         ASSETS, resources=tmp_resources, partition_key=PARTITION, instance=instance, run_config=RUN_CONFIG
     )
     output = result.output_for_node("report")
-    table = result.output_for_node("semantic_ids")
+    table = result.output_for_node("semantic_ids_moc")
     assert output.manifest["sources"]["semantic_ids"] == [table.fingerprint]
     assert "There is no CTR result for this data set yet" in output.manifest["answer"]
 
@@ -53,8 +53,8 @@ def test_report_asset_publishes_the_answer_an_inline_plot_and_mlflow_artifacts(s
     assert Path(tmp_resources["storage"].output_root).resolve() in html.resolve().parents
 
     client = MlflowClient(tracking_uri=tmp_resources["mlflow"].tracking_uri)
-    experiment = client.get_experiment_by_name("semid").experiment_id
-    (run,) = client.search_runs([experiment], "tags.stage = 'report'")
+    experiment = client.get_experiment_by_name("semid/report").experiment_id
+    (run,) = client.search_runs([experiment], f"tags.dataset = '{PARTITION}'")
     logged = {Path(artifact.path).name for artifact in client.list_artifacts(run.info.run_id, "report")}
     assert {"report.html", "report.md", "usage.png", "nmi.png", "correlation.png"} <= logged
     assert logged == set(output.manifest["files"])

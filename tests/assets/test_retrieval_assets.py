@@ -11,15 +11,15 @@ ASSETS = [
     ingest.kcore_dataset,
     ingest.dataset_splits,
     embeddings.item_embeddings,
-    tokenizers.tokenizer,
-    semantic_ids.semantic_ids,
+    tokenizers.TOKENIZER_ASSETS["rqvae"],
+    semantic_ids.TABLE_ASSETS["rqvae"],
     retrieval.tiger_model,
     retrieval.retrieval_eval,
     retrieval.decoder_model,
     retrieval.decoder_eval,
     retrieval.sasrec_model,
 ]
-SMALL_TOKENIZER = {"kind": "rqvae", "scale": 2, "codebook_size": 16, "epochs": 5, "batch_size": 64, "lr": 0.01}
+SMALL_TOKENIZER = {"scale": 2, "codebook_size": 16, "epochs": 5, "batch_size": 64, "lr": 0.01}
 SHORT = {"max_epochs": 2, "max_train_seconds": 60.0, "eval_users": 50}
 
 
@@ -32,7 +32,7 @@ def test_sid_models_are_trained_evaluated_on_every_test_user_and_name_their_tabl
         instance=DagsterInstance.ephemeral(),
         run_config={
             "ops": {
-                "tokenizer": {"config": SMALL_TOKENIZER},
+                "tokenizer_rqvae": {"config": SMALL_TOKENIZER},
                 "tiger_model": {"config": {**SHORT, "batch_size": 64}},
                 "retrieval_eval": {"config": {"beams": 10}},
                 "decoder_model": {
@@ -43,7 +43,7 @@ def test_sid_models_are_trained_evaluated_on_every_test_user_and_name_their_tabl
             }
         },
     )
-    table = result.output_for_node("semantic_ids")
+    table = result.output_for_node("semantic_ids_rqvae")
     model = result.output_for_node("tiger_model").manifest
     evaluation = result.output_for_node("retrieval_eval").manifest
     users = result.output_for_node("dataset_splits").manifest["splits"]["leave_one_out"]["test"]
@@ -63,10 +63,11 @@ def test_sid_models_are_trained_evaluated_on_every_test_user_and_name_their_tabl
     assert sasrec["n_test_users"] == users and 0.0 <= sasrec["test"]["ndcg@10"] <= sasrec["test"]["recall@10"]
 
     client = MlflowClient(tracking_uri=tmp_resources["mlflow"].tracking_uri)
-    experiment = client.get_experiment_by_name("semid").experiment_id
-    for stage in ("tiger_model", "decoder_model"):
-        (run,) = client.search_runs([experiment], f"tags.stage = '{stage}'")
-        assert {1, 2} <= {m.step for m in client.get_metric_history(run.info.run_id, "train_loss")}
+    for stage, model_file in (("tiger_model", "tiger.pt"), ("decoder_model", "decoder.pt")):
+        (run,) = client.search_runs([client.get_experiment_by_name(f"semid/{stage}").experiment_id], "")
+        assert run.data.tags["tokenizer"] == "rqvae"
+        assert {1, 2} <= {m.step for m in client.get_metric_history(run.info.run_id, "train/loss")}
         assert {1, 2} <= {m.step for m in client.get_metric_history(run.info.run_id, "valid/recall_10")}
-    (run,) = client.search_runs([experiment], "tags.stage = 'decoder_eval'")
+        assert model_file in {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+    (run,) = client.search_runs([client.get_experiment_by_name("semid/decoder_eval").experiment_id], "")
     assert "most_popular/recall_10" in client.get_run(run.info.run_id).data.metrics

@@ -1,5 +1,5 @@
-"""A run killed with ``kill -9`` is marked failed in Dagster and KILLED in MLflow when the next run starts;
-a live run is left alone; two first runs at once both set up the MLflow database."""
+"""A run killed with ``kill -9`` is marked failed in Dagster and KILLED in MLflow when the next run starts, whichever
+stage's experiment it is in; a live run is left alone; two first runs at once both set up the MLflow database."""
 
 import multiprocessing
 import os
@@ -65,14 +65,23 @@ def test_a_killed_run_is_marked_failed_and_its_mlflow_run_killed_by_the_next_run
     assert materialize([quick], instance=instance, resources={"mlflow": tracking}).success
     assert instance.get_run_by_id(running.run_id).status == DagsterRunStatus.FAILURE
     with tracking._locked_client() as client:
-        experiment = client.get_experiment_by_name(tracking.experiment)
-        statuses = {run.info.run_name: run.info.status for run in client.search_runs([experiment.experiment_id])}
-    assert statuses == {"sleeping:default": "KILLED", "quick:default": "FINISHED"}
+        statuses = {
+            experiment.name: {
+                run.info.run_name: run.info.status for run in client.search_runs([experiment.experiment_id])
+            }
+            for experiment in client.search_experiments()
+        }
+    # the killed run is in another stage's experiment than the run that found it
+    assert statuses == {
+        "semid/sleeping": {"sleeping:default": "KILLED"},
+        "semid/quick": {"quick:default": "FINISHED"},
+        "Default": {},
+    }
 
 
 def open_first_run(tracking_uri: str, artifact_root: str, name: str) -> str:
     tracking = MlflowTracking(tracking_uri=tracking_uri, artifact_root=artifact_root)
-    with tracking.start_run(name) as run:
+    with tracking.start_run(name, "first") as run:
         return run.run_id
 
 
