@@ -17,7 +17,6 @@ end near the floor. An early stop on patience simply ends the run before the sch
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -164,18 +163,28 @@ def fit(
             if callback is not None:
                 callback(log)
             if valid[SELECTION_METRIC] > best_valid[SELECTION_METRIC]:
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                best_state = trained_state(model)
                 best_valid, best_epoch = valid, epoch
             elif epoch - best_epoch >= config.patience:
                 stopped = "patience"
             if stopped != "max_epochs":
                 break
     if best_state is not None:
-        model.load_state_dict(best_state)
+        model.load_state_dict(best_state, strict=False)  # the frozen weights never moved
     model.eval()
     return FitResult(
         history, best_epoch, best_valid, time.perf_counter() - start, train_samples / max(train_seconds, 1e-9), stopped
     )
+
+
+def trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the tensors training can change: trainable parameters and buffers, not frozen weights (a LoRA
+    run of a 135M-parameter LLM trains ~3M: copying the whole state at every better epoch copied 540 MB)."""
+    return {
+        name: tensor.detach().to("cpu", copy=True)
+        for name, tensor in model.state_dict(keep_vars=True).items()
+        if not isinstance(tensor, torch.nn.Parameter) or tensor.requires_grad
+    }
 
 
 def seeded(build: Callable[[], M], seed: int) -> M:

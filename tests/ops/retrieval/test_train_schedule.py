@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ops.retrieval.train import SELECTION_METRIC, Task, TrainConfig, fit, lr_multiplier
+from ops.retrieval.train import SELECTION_METRIC, Task, TrainConfig, fit, lr_multiplier, trained_state
 
 
 def test_multiplier_warms_up_linearly_then_follows_a_cosine_to_the_floor():
@@ -53,3 +53,26 @@ def test_without_a_binding_budget_the_planned_steps_set_the_pace():
     lrs = [log.lr for log in fit(model, task, config).history]
     assert len(lrs) == 50 and lrs[0] == pytest.approx(1e-2 * (1 / 50) / 0.1)  # step 1 of 50 planned, warm-up 5 steps
     assert lrs[4] == pytest.approx(1e-2) and lrs[-1] == pytest.approx(1e-3)  # peak at step 5, floor at step 50
+
+
+def test_the_best_epoch_is_restored_and_frozen_weights_are_not_copied():
+    """Validation peaks at epoch 2 of 4: the trainable weights return to their epoch-2 values; a frozen weight is
+    neither copied nor touched."""
+    model = torch.nn.Sequential(torch.nn.Linear(1, 1), torch.nn.Linear(1, 1))
+    model[1].requires_grad_(False)
+    frozen = model[1].weight.detach().clone()
+    scores, snapshots = iter([0.1, 0.5, 0.2, 0.3]), []
+
+    def validate() -> dict[str, float]:
+        snapshots.append(model[0].weight.detach().clone())
+        return {SELECTION_METRIC: next(scores)}
+
+    def loss(_: int) -> tuple[torch.Tensor, int]:
+        return (model(torch.ones(1, 1)) - 5).pow(2).mean(), 1
+
+    config = TrainConfig(lr=0.1, warmup=0.0, decay=False, max_epochs=4, patience=10, max_train_seconds=60)
+    result = fit(model, Task(batches=lambda rng: [0], loss=loss, validate=validate), config)
+    assert result.best_epoch == 2 and not torch.equal(snapshots[1], snapshots[3])
+    assert torch.equal(model[0].weight, snapshots[1])
+    assert torch.equal(model[1].weight, frozen)
+    assert set(trained_state(model)) == {"0.weight", "0.bias"}
