@@ -15,9 +15,11 @@ import numpy as np
 import polars as pl
 
 from ops.caching import StageOutput, code_version, fingerprint, run_cached
+from ops.compute import Executor, LocalExecutor
 from ops.embeddings.config import EmbedderConfig
-from ops.embeddings.encoder import ProgressFn, TransformerEmbedder
+from ops.embeddings.encoder import Embedder, ProgressFn, TransformerEmbedder
 from ops.embeddings.items import embed_items
+from ops.embeddings.sharded import ShardedEmbedder
 from ops.embeddings.templates import TextTemplate
 from ops.tables import read_parquet, write_parquet_atomic
 
@@ -43,8 +45,13 @@ def embed(
     config: EmbedderConfig,
     template: TextTemplate,
     progress: ProgressFn | None = None,
+    executor: Executor | None = None,
 ) -> StageOutput:
-    """Embed the items of an ingested data set (its k-core or normalized tables)."""
+    """Embed the items of an ingested data set (its k-core or normalized tables).
+
+    ``executor`` says where the forward passes run (in process by default); it is not part of the fingerprint,
+    since every executor gives the same table.
+    """
     stage_fingerprint = fingerprint(
         {
             "upstream": upstream.fingerprint,
@@ -56,7 +63,7 @@ def embed(
 
     def build(folder: Path) -> dict[str, Any]:
         items = read_parquet(upstream.file("items.parquet"))
-        embedder = TransformerEmbedder(config)
+        embedder = _embedder(config, executor or LocalExecutor())
         result = embed_items(items, embedder, template, cache_dir=output_root / STORE, progress=progress)
         write_parquet_atomic(embeddings_table(result.item_ids, result.vectors), folder / TABLE)
         write_parquet_atomic(
@@ -81,3 +88,8 @@ def embed(
         }
 
     return run_cached(output_root, "embeddings", stage_fingerprint, build)
+
+
+def _embedder(config: EmbedderConfig, executor: Executor) -> Embedder:
+    """The model in this process for the local executor; otherwise one copy per worker of ``executor``."""
+    return TransformerEmbedder(config) if isinstance(executor, LocalExecutor) else ShardedEmbedder(config, executor)
