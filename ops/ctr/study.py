@@ -12,6 +12,7 @@ MoC equals Table 1's MoC row, and its "w/o" column for RQ-VAE equals Table 1's R
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
@@ -21,9 +22,10 @@ from typing import Any
 import polars as pl
 
 from ops.caching import StageOutput, code_version, fingerprint, run_cached
+from ops.compute import Executor, LocalExecutor
 from ops.ctr.labels import LabelConfig
 from ops.ctr.models import default_config
-from ops.ctr.stage import CTR_CODE, CTRConfig, ctr_samples_stage, train_ctr_stage
+from ops.ctr.stage import CTR_CODE, HISTORY, CTRConfig, ctr_samples_stage, train_ctr_stage
 from ops.ctr.train import CTRTrainConfig, EpochCallback
 from ops.pipeline import semantic_id_version
 from ops.quantizers.kinds import scaled_config
@@ -116,41 +118,79 @@ def run_study(
     embeddings: StageOutput,
     config: StudyConfig,
     cell_hook: CellHook | None = None,
+    executor: Executor | None = None,
 ) -> pl.DataFrame:
-    """Train every cell (cached) and return one row per run (`RESULT_COLUMNS`)."""
+    """Train every cell (cached) and return one row per run (`RESULT_COLUMNS`).
+
+    The Semantic-ID tables are built first, in this process (cells share them). The cells then run on
+    ``executor``: in this process, one after another (the default), or as parallel tasks (Ray), where a task whose
+    worker dies is simply run again (its cell is a cached stage: the dead build's leftovers are cleaned, a
+    finished cell is a hit). ``cell_hook`` wraps each cell; with a remote executor it hears the epochs of a
+    cell trained this time after the cell ends (from its history), since the training ran in another process.
+    """
     samples = ctr_samples_stage(output_root, kcore, splits, config.labels)
-    hook = cell_hook or _no_hook
+    cells = study_cells(config)
     tables: dict[tuple[str, int], StageOutput] = {}
-    rows = []
-    for cell in study_cells(config):
-        table = None
-        if cell.kind != ID_ONLY:
-            key = (cell.kind, cell.scale)
-            if key not in tables:
-                tokenizer_config = scaled_config(cell.kind, cell.scale, config.tokenizer_settings)
-                tables[key] = semantic_id_version(output_root, embeddings, tokenizer_config)[1]
-            table = tables[key]
-        ctr_config = CTRConfig(
-            backbone=cell.backbone,
-            model=default_config(cell.backbone, test=config.test_models),
-            train=replace(config.train, seed=cell.seed),
-            use_item_id=config.use_item_id,
-            fusion=cell.fusion,
-        )
-        with hook(cell) as on_epoch:
-            manifest = train_ctr_stage(output_root, samples, kcore, table, ctr_config, on_epoch).manifest
-        rows.append(
-            {
-                **vars(cell),
-                "test_auc": manifest["test_auc"],
-                "test_logloss": manifest["test_logloss"],
-                "valid_auc": manifest["valid_auc"],
-                "epochs": manifest["epochs"],
-                "seconds": manifest["train_seconds"],
-                "samples_per_s": manifest["samples_per_second"],
-            }
-        )
-    return pl.DataFrame(rows).select(RESULT_COLUMNS)
+    for cell in cells:
+        if cell.kind != ID_ONLY and (cell.kind, cell.scale) not in tables:
+            tokenizer_config = scaled_config(cell.kind, cell.scale, config.tokenizer_settings)
+            tables[cell.kind, cell.scale] = semantic_id_version(output_root, embeddings, tokenizer_config)[1]
+    jobs = [
+        _CellJob(output_root, samples, kcore, tables.get((cell.kind, cell.scale)), _ctr_config(cell, config))
+        for cell in cells
+    ]
+    hook = cell_hook or _no_hook
+    if executor is None or isinstance(executor, LocalExecutor):
+        outputs = []
+        for cell, job in zip(cells, jobs, strict=True):
+            with hook(cell) as on_epoch:
+                outputs.append(job(on_epoch))
+    else:
+        outputs = []
+        for cell, output in zip(cells, executor.map(_CellJob.__call__, jobs), strict=True):
+            with hook(cell) as on_epoch:
+                if on_epoch is not None and not output.cache_hit:
+                    for log in json.loads(output.file(HISTORY).read_text()):
+                        on_epoch(log)
+            outputs.append(output)
+    return pl.DataFrame([_result_row(cell, output.manifest) for cell, output in zip(cells, outputs, strict=True)])
+
+
+@dataclass(frozen=True)
+class _CellJob:
+    """One cell's cached CTR training: a plain picklable value, so it can run in another process."""
+
+    output_root: Path
+    samples: StageOutput
+    kcore: StageOutput
+    table: StageOutput | None
+    config: CTRConfig
+
+    def __call__(self, on_epoch: EpochCallback | None = None) -> StageOutput:
+        return train_ctr_stage(self.output_root, self.samples, self.kcore, self.table, self.config, on_epoch)
+
+
+def _ctr_config(cell: StudyCell, config: StudyConfig) -> CTRConfig:
+    return CTRConfig(
+        backbone=cell.backbone,
+        model=default_config(cell.backbone, test=config.test_models),
+        train=replace(config.train, seed=cell.seed),
+        use_item_id=config.use_item_id,
+        fusion=cell.fusion,
+    )
+
+
+def _result_row(cell: StudyCell, manifest: dict[str, Any]) -> dict[str, Any]:
+    row = {
+        **vars(cell),
+        "test_auc": manifest["test_auc"],
+        "test_logloss": manifest["test_logloss"],
+        "valid_auc": manifest["valid_auc"],
+        "epochs": manifest["epochs"],
+        "seconds": manifest["train_seconds"],
+        "samples_per_s": manifest["samples_per_second"],
+    }
+    return {column: row[column] for column in RESULT_COLUMNS}
 
 
 def scaling_study_stage(
@@ -160,10 +200,12 @@ def scaling_study_stage(
     embeddings: StageOutput,
     config: StudyConfig,
     cell_hook: CellHook | None = None,
+    executor: Executor | None = None,
 ) -> StageOutput:
     """`run_study` as a cached stage: results.parquet (one row per run) and both tables in the manifest.
 
-    Every cell is a cached stage of its own, so a changed study config re-trains only its new cells.
+    Every cell is a cached stage of its own, so a changed study config re-trains only its new cells. The
+    executor is not part of the version: every executor gives the same results.
     """
     stage_fingerprint = fingerprint(
         {
@@ -176,7 +218,7 @@ def scaling_study_stage(
     )
 
     def build(folder: Path) -> dict[str, Any]:
-        results = run_study(output_root, kcore, splits, embeddings, config, cell_hook)
+        results = run_study(output_root, kcore, splits, embeddings, config, cell_hook, executor)
         write_parquet_atomic(results, folder / RESULTS)
         first, second = table1(results), table2(results)
         tables = {"table1": first.to_dicts(), "table2": second.to_dicts()}

@@ -1,29 +1,3 @@
-"""One private 2-CPU Ray cluster on 127.0.0.1 for every Ray test in this folder, stopped when the session ends."""
+"""The Ray cluster fixtures for this folder (`ray_fixtures`)."""
 
-from __future__ import annotations
-
-from collections.abc import Iterator
-
-import pytest
-
-from ops.compute import Executor
-from ops.compute.config import TEST_RAY_CONFIG
-
-
-@pytest.fixture(scope="session")
-def _ray_cluster() -> Iterator[Executor]:
-    pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[scale]')")
-    from ops.compute.ray_executor import RayExecutor
-
-    running = RayExecutor(TEST_RAY_CONFIG)
-    yield running
-    running.close()
-
-
-@pytest.fixture
-def ray_executor(_ray_cluster: Executor, request: pytest.FixtureRequest) -> Executor:
-    """The cluster's executor; the test module's own functions travel by value (workers cannot import tests)."""
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(request.module)
-    return _ray_cluster
+from tests.ops.compute.ray_fixtures import _ray_cluster, ray_executor  # noqa: F401

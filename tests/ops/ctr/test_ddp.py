@@ -11,13 +11,13 @@ from ops.compute.ctr_ddp import ddp_train_ctr_stage, epoch_log
 from ops.ctr.stage import CHECKPOINT, HISTORY, CTRConfig, load_checkpoint, train_ctr_stage
 
 
-def test_two_process_ddp_matches_one_process(gift_cards):
+def test_two_process_ddp_matches_one_process(gift_cards, tmp_path):
     config = CTRConfig.test("dcnv2")  # no dropout, no batch norm: nothing but float order may differ between runs
     prepared = gift_cards.prepared
-    single = train_ctr_stage(gift_cards.root, gift_cards.samples, prepared.kcore, gift_cards.sid_table, config)
+    single = train_ctr_stage(tmp_path, gift_cards.samples, prepared.kcore, gift_cards.sid_table, config)
     lines: list[str] = []
     ddp = ddp_train_ctr_stage(
-        gift_cards.root, gift_cards.samples, prepared.kcore, gift_cards.sid_table, config, nproc=2, on_line=lines.append
+        tmp_path, gift_cards.samples, prepared.kcore, gift_cards.sid_table, config, nproc=2, on_line=lines.append
     )
     assert ddp.manifest["ddp"] == {"world": 2, "backend": "gloo"} and ddp.fingerprint != single.fingerprint
     one = json.loads(single.file(HISTORY).read_text())
@@ -35,5 +35,5 @@ def test_two_process_ddp_matches_one_process(gift_cards):
     for name, tensor in reference.state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], tensor, rtol=1e-3, atol=1e-4)
     assert ddp_train_ctr_stage(
-        gift_cards.root, gift_cards.samples, prepared.kcore, gift_cards.sid_table, config, nproc=2
+        tmp_path, gift_cards.samples, prepared.kcore, gift_cards.sid_table, config, nproc=2
     ).cache_hit
