@@ -45,11 +45,11 @@ from bench.retrieval import (
     OUTPUT_ROOT,
     SCALE,
     Setting,
-    _fitted,
-    _metrics,
-    _previous,
-    _progress,
+    epoch_printer,
+    fitted_summary,
+    metric_values,
     most_popular,
+    previous_figures,
     sid_model,
     summary,
     user_subset,
@@ -90,14 +90,14 @@ def llm(setting: Setting, spec: str, seed: int, model: str) -> dict[str, Any]:
     )
     items = setting.prepared.kcore
     trained = train_llm_recommender_stage(
-        OUTPUT_ROOT, setting.splits, table, config, items, _progress(f"llm {spec} seed {seed}")
+        OUTPUT_ROOT, setting.splits, table, config, items, epoch_printer(f"llm {spec} seed {seed}")
     )
     evaluation = evaluate_llm_recommender_stage(OUTPUT_ROOT, trained, setting.splits, table, items, beams=BEAMS)
     m, e = trained.manifest, evaluation.manifest
     return {
         "model": f"semid LLM recommender ({', '.join([model, f'{kind} {SCALE}x256', *options])})",
-        **_metrics(e["test"]),
-        **_fitted(trained),
+        **metric_values(e["test"]),
+        **fitted_summary(trained),
         "invalid_items": e["invalid_items"],
         "users_short_of_20": e["users_short_of_k"],
         "eval_users": e["n_users"],
@@ -123,7 +123,7 @@ def main() -> None:
     prepared = prepare(DATASET, DATA_ROOT, OUTPUT_ROOT)
     splits = user_subset(prepared.splits, args.users) if args.users else prepared.splits
     setting = Setting(prepared, splits, args.budget_minutes * 60)
-    figures = _previous(args.name)
+    figures = previous_figures(args.name)
     command = command_line()
     for part in args.parts:
         name, _, spec = part.partition(":")

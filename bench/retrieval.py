@@ -121,15 +121,24 @@ class Setting:
 
 def most_popular(setting: Setting) -> dict[str, Any]:
     stage = most_popular_stage(OUTPUT_ROOT, setting.splits)
-    return {"model": "most popular", **_metrics(stage.manifest["test"]), "eval_users": stage.manifest["n_test_users"]}
+    return {
+        "model": "most popular",
+        **metric_values(stage.manifest["test"]),
+        "eval_users": stage.manifest["n_test_users"],
+    }
 
 
 def sasrec(setting: Setting, seed: int) -> dict[str, Any]:
     defaults = SASRecConfig()
     config = replace(defaults, train=replace(defaults.train, max_train_seconds=setting.budget, seed=seed))
-    stage = train_sasrec_stage(OUTPUT_ROOT, setting.splits, config, _progress(f"SASRec seed {seed}"))
+    stage = train_sasrec_stage(OUTPUT_ROOT, setting.splits, config, epoch_printer(f"SASRec seed {seed}"))
     m = stage.manifest
-    return {"model": "semid SASRec", **_metrics(m["test"]), **_fitted(stage), "eval_users": m["n_test_users"]}
+    return {
+        "model": "semid SASRec",
+        **metric_values(m["test"]),
+        **fitted_summary(stage),
+        "eval_users": m["n_test_users"],
+    }
 
 
 def sid_model(setting: Setting, name: str, spec: str, seed: int) -> dict[str, Any]:
@@ -145,14 +154,14 @@ def sid_model(setting: Setting, name: str, spec: str, seed: int) -> dict[str, An
         "tiger": (train_tiger_stage, evaluate_tiger_stage),
     }[name]
     print(f"{name} on {kind} table {table.fingerprint}, seed {seed}: at most {setting.budget:.0f} s", flush=True)
-    model = train(OUTPUT_ROOT, setting.splits, table, config, _progress(f"{name} {kind} seed {seed}"))
+    model = train(OUTPUT_ROOT, setting.splits, table, config, epoch_printer(f"{name} {kind} seed {seed}"))
     evaluation = evaluate(OUTPUT_ROOT, model, setting.splits, table, beams=BEAMS)
     e = evaluation.manifest
     label = "decoder-only" if name == "decoder" else "TIGER"
     return {
         "model": f"semid {label} ({', '.join([f'{kind} {SCALE}x256', *switches])})",
-        **_metrics(e["test"]),
-        **_fitted(model),
+        **metric_values(e["test"]),
+        **fitted_summary(model),
         "invalid_items": e["invalid_items"],
         "users_short_of_20": e["users_short_of_k"],
         "eval_users": e["n_users"],
@@ -289,7 +298,7 @@ def cornac(setting: Setting, eval_users: int) -> list[dict[str, Any]]:
     return [
         {
             "model": run.model,
-            **_metrics(run.metrics),
+            **metric_values(run.metrics),
             "train_s": run.train_seconds,
             "epochs_completed": run.epochs_completed,
             "targets_per_s": run.samples_per_second,
@@ -329,7 +338,7 @@ def main() -> None:
     prepared = prepare(DATASET, DATA_ROOT, OUTPUT_ROOT)
     splits = user_subset(prepared.splits, args.users) if args.users else prepared.splits
     setting = Setting(prepared, splits, args.budget_minutes * 60)
-    figures = _previous(args.name)
+    figures = previous_figures(args.name)
     command = command_line()
     for part in args.parts:
         name, _, kind = part.partition(":")
@@ -393,7 +402,7 @@ def summary(parts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _previous(name: str) -> dict[str, Any]:
+def previous_figures(name: str) -> dict[str, Any]:
     """The figures of bench/results/<name>.json to merge into; a file from before parts existed is kept whole
     under ``superseded``."""
     path = RESULTS / f"{name}.json"
@@ -405,11 +414,11 @@ def _previous(name: str) -> dict[str, Any]:
     return {"dataset": DATASET, "parts": {}, "superseded": previous}
 
 
-def _metrics(values: dict[str, float]) -> dict[str, float]:
+def metric_values(values: dict[str, float]) -> dict[str, float]:
     return {key: values[key] for key in METRICS}
 
 
-def _fitted(stage: StageOutput) -> dict[str, Any]:
+def fitted_summary(stage: StageOutput) -> dict[str, Any]:
     """What a training stage's budget bought: epochs, next-item targets seen, targets/s, why it stopped."""
     m = stage.manifest
     history = json.loads(stage.file(HISTORY).read_text())
@@ -449,7 +458,7 @@ def _stepper(model: torch.nn.Module, task: Task, train: TrainConfig) -> Callable
     return step
 
 
-def _progress(name: str) -> Callable[[EpochLog], None]:
+def epoch_printer(name: str) -> Callable[[EpochLog], None]:
     def log(entry: EpochLog) -> None:
         valid = ", ".join(f"{k} {v:.4f}" for k, v in entry.valid.items() if k in ("recall@10", "ndcg@10"))
         print(
