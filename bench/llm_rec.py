@@ -30,7 +30,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see ops/__init__.py
 
 import argparse
-import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -49,12 +48,12 @@ from bench.retrieval import (
     fitted_summary,
     metric_values,
     most_popular,
+    part_entry,
     previous_figures,
     sid_model,
     summary,
     user_subset,
 )
-from ops.device import placement
 from ops.pipeline import prepare
 from ops.retrieval.llm_recommender import LLMRecommenderConfig
 from ops.retrieval.llm_tokens import NewRows
@@ -137,19 +136,7 @@ def main() -> None:
                 record = llm(setting, spec, seed, args.model)
             else:
                 raise SystemExit(f"unknown part {part!r}")
-            key = f"{record['model']} | budget {setting.budget:.0f}s | users {args.users or 'all'} | seed {seed}"
-            figures["parts"][key] = {
-                **record,
-                "part": part,
-                "seed": seed,
-                "budget_seconds": setting.budget,
-                "users": args.users or "all",
-                "splits": splits.fingerprint,
-                "threads": placement().threads,
-                "wall_seconds": round(time.perf_counter() - start, 1),
-                "command": command,
-                "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            }
+            figures["parts"].update(part_entry(record, part, seed, setting, args.users, start, command))
             print_table([{k: v for k, v in record.items() if k != "phases"}])
             figures["rows"] = summary(figures["parts"])
             write_result(args.name, figures, NOTES)  # after every part: an interrupted run keeps what it finished

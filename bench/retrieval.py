@@ -360,19 +360,7 @@ def main() -> None:
             else:
                 raise SystemExit(f"unknown part {part!r}")
             for record in records:
-                key = f"{record['model']} | budget {setting.budget:.0f}s | users {args.users or 'all'} | seed {seed}"
-                figures["parts"][key] = {
-                    **record,
-                    "part": part,
-                    "seed": seed,
-                    "budget_seconds": setting.budget,
-                    "users": args.users or "all",
-                    "splits": splits.fingerprint,
-                    "threads": placement().threads,
-                    "wall_seconds": round(time.perf_counter() - start, 1),
-                    "command": command,
-                    "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                }
+                figures["parts"].update(part_entry(record, part, seed, setting, args.users, start, command))
                 print_table([{k: v for k, v in record.items() if k != "notes"}])
             figures["rows"] = summary(figures["parts"])
             write_result(args.name, figures)  # after every part: an interrupted run keeps what it finished
@@ -400,6 +388,27 @@ def summary(parts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             row["invalid_items"] = sum(r.get("invalid_items") or 0 for r in records)
         rows.append(row)
     return rows
+
+
+def part_entry(
+    record: dict[str, Any], part: str, seed: int, setting: Setting, users: int, start: float, command: str
+) -> dict[str, dict[str, Any]]:
+    """``{key: entry}`` for ``figures["parts"]``: the part's record with what it ran under (budget, users, split,
+    threads, wall time since ``start``, command, date); the key names model, budget, users and seed."""
+    key = f"{record['model']} | budget {setting.budget:.0f}s | users {users or 'all'} | seed {seed}"
+    entry = {
+        **record,
+        "part": part,
+        "seed": seed,
+        "budget_seconds": setting.budget,
+        "users": users or "all",
+        "splits": setting.splits.fingerprint,
+        "threads": placement().threads,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "command": command,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    return {key: entry}
 
 
 def previous_figures(name: str) -> dict[str, Any]:
