@@ -8,15 +8,50 @@ variant (asin) of the same product, as the release does, so a reader's duplicate
 from __future__ import annotations
 
 import gzip
+import json
 import random
+import sys
+import time
 from pathlib import Path
 
 import orjson
 
-_WORDS = (
-    "gentle lotion spray works fast smells odd skin dry daily price bottle small large value brand great poor "
-    "fine returned again would buy recommend scent sticky light heavy travel size family doctor"
-).split()
+from ops.ingest.readers.amazon2023 import read_amazon2023
+
+_WORDS = [
+    "gentle",
+    "lotion",
+    "spray",
+    "works",
+    "fast",
+    "smells",
+    "odd",
+    "skin",
+    "dry",
+    "daily",
+    "price",
+    "bottle",
+    "small",
+    "large",
+    "value",
+    "brand",
+    "great",
+    "poor",
+    "fine",
+    "returned",
+    "again",
+    "would",
+    "buy",
+    "recommend",
+    "scent",
+    "sticky",
+    "light",
+    "heavy",
+    "travel",
+    "size",
+    "family",
+    "doctor",
+]
 _POOL = 4096  # distinct texts and titles: drawing words per review would make generation slower than reading
 
 
@@ -58,3 +93,35 @@ def write_reviews_2023(path: Path, n_reviews: int, seed: int = 0, repeat_every: 
         lines += len(batch)
         out.write(b"\n".join(batch) + (b"\n" if batch else b""))
     return lines
+
+
+def ingest_figures(path: Path) -> dict[str, float]:
+    """Read ``path`` with the 2023 reader in this process: counts, seconds and this process's peak RSS."""
+    start = time.perf_counter()
+    result = read_amazon2023(reviews=path)
+    seconds = time.perf_counter() - start
+    rows_read = sum(result.rejects.rows_read.values())
+    return {
+        "interactions": result.interactions.height,
+        "duplicates": result.counters["duplicate_reviews_dropped"],
+        "rows_read": rows_read,
+        "seconds": seconds,
+        "rows_per_s": rows_read / seconds,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory since it started its program (``VmHWM``, Linux).
+
+    Not ``ru_maxrss``: Linux keeps that across ``exec``, so a child forked from a large parent (a test session
+    holding models) would report the parent's size.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise OSError("no VmHWM in /proc/self/status: peak memory is measured on Linux only")
+
+
+if __name__ == "__main__":  # python -m bench.synthetic_reviews <file>: ingest it in a fresh process, print JSON
+    print(json.dumps(ingest_figures(Path(sys.argv[1]))))
