@@ -67,16 +67,18 @@ def iter_json_rows(path: Path, rejects: RejectLog, parse: Callable[[dict[str, An
     what makes this faster than ``pandas.read_json``.
     """
 
-    def parse_line(line: bytes) -> Row:
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as error:
-            raise RowError("<record>" if _is_utf8(line) else "<encoding>", f"not a JSON line: {error}") from None
-        if not isinstance(record, dict):
-            raise RowError("<record>", f"expected a JSON object, got {type(record).__name__}")
-        return parse(record)
+    return iter_parsed_lines(path, rejects, lambda line: parse(json_object(line)))
 
-    return iter_parsed_lines(path, rejects, parse_line)
+
+def json_object(line: bytes) -> dict[str, Any]:
+    """One JSON-object line, or `RowError` under ``<encoding>`` (invalid UTF-8) or ``<record>`` (anything else)."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        raise RowError("<record>" if _is_utf8(line) else "<encoding>", f"not a JSON line: {error}") from None
+    if not isinstance(record, dict):
+        raise RowError("<record>", f"expected a JSON object, got {type(record).__name__}")
+    return record
 
 
 def _is_utf8(line: bytes) -> bool:

@@ -32,7 +32,10 @@ class RejectLog:
 
     def record_input(self, file: Path | str, content: bytes) -> None:
         """Note the sha256 of the bytes read from ``file``; a second read that found other bytes fails."""
-        digest = hashlib.sha256(content).hexdigest()
+        self.record_digest(file, hashlib.sha256(content).hexdigest())
+
+    def record_digest(self, file: Path | str, digest: str) -> None:
+        """Note the sha256 of ``file``'s bytes, computed by the caller (a streaming reader hashes as it reads)."""
         if self.digests.setdefault(str(file), digest) != digest:
             raise IngestError(file, "the file changed while it was read (two reads gave different bytes); re-run")
 

@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-import orjson
-
 from ops.ingest.errors import IngestError, RowError
+from ops.ingest.lines import json_object
 from ops.ingest.rejects import RejectLog
 
 Row = TypeVar("Row")
@@ -80,7 +79,7 @@ def iter_file_lines(path: Path, log: RejectLog) -> Iterator[tuple[int, bytes]]:
         if tail.rstrip(b"\r").strip():
             seen_data = True
             yield number + 1, tail.rstrip(b"\r")
-        _record_digest(log, path, hashing.drain())
+        log.record_digest(path, hashing.drain())
     if not seen_data:
         raise IngestError(path, "empty file: it holds no data")
 
@@ -90,31 +89,6 @@ def _read_block(stream: Any, path: Path) -> bytes:
         return stream.read(BLOCK_BYTES)
     except (EOFError, OSError, zlib.error) as error:
         raise IngestError(path, f"truncated or corrupt gzip stream ({error}); re-download the file") from error
-
-
-def _record_digest(log: RejectLog, path: Path, digest: str) -> None:
-    """`RejectLog.record_input` for a digest computed while streaming (the same check: one file, one digest)."""
-    if log.digests.setdefault(str(path), digest) != digest:
-        raise IngestError(path, "the file changed while it was read (two reads gave different bytes); re-run")
-
-
-def json_object(line: bytes) -> dict[str, Any]:
-    """One JSON-object line, or `RowError` under ``<encoding>`` (invalid UTF-8) or ``<record>`` (anything else)."""
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError as error:
-        raise RowError("<record>" if _is_utf8(line) else "<encoding>", f"not a JSON line: {error}") from None
-    if not isinstance(record, dict):
-        raise RowError("<record>", f"expected a JSON object, got {type(record).__name__}")
-    return record
-
-
-def _is_utf8(line: bytes) -> bool:
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def iter_json_chunks(
