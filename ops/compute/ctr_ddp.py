@@ -20,13 +20,10 @@ import torch.distributed as dist
 from ops.caching import StageOutput, code_version, existing_version, fingerprint, run_cached
 from ops.compute.ddp import SplitBatch, init_from_env
 from ops.compute.torchrun import LineFn, torchrun
-from ops.ctr.data import CTRData
-from ops.ctr.features import FeatureConfig, SemanticIds, encode_features
 from ops.ctr.models import build_model
-from ops.ctr.stage import CHECKPOINT, CTR_CODE, HISTORY, TRAIN_STAGE, CTRConfig, read_samples, save_checkpoint
+from ops.ctr.stage import CHECKPOINT, CTR_CODE, HISTORY, TRAIN_STAGE, CTRConfig, save_checkpoint, training_data
 from ops.ctr.train import fit
-from ops.semantic_ids.stage import read_table
-from ops.tables import read_parquet, write_text_atomic
+from ops.tables import write_text_atomic
 
 EPOCH_PREFIX = "ctr-epoch "  # marks rank 0's per-epoch JSON lines in the job's output
 RESULT = "result.json"  # rank 0's manifest entries, read back by the stage and then removed
@@ -89,11 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     rank = init_from_env()
     config = CTRConfig.from_dict(json.loads(args.config))
     sid_table = _stage(args.sid_table) if args.sid_table else None
-    rows = read_samples(_stage(args.samples))
-    semantic_ids = SemanticIds.from_table(read_table(sid_table), sid_table.manifest) if sid_table else None
-    items = read_parquet(_stage(args.kcore).file("items.parquet"))
-    encoded = encode_features(rows, items, semantic_ids, FeatureConfig(config.use_item_id, config.price_buckets))
-    data = CTRData.from_matrix(encoded.matrix, rows, rank.device)
+    encoded, data = training_data(_stage(args.samples), _stage(args.kcore), sid_table, config, rank.device)
 
     def report(log: dict[str, Any]) -> None:
         if rank.is_main:

@@ -20,7 +20,7 @@ from torch import nn
 
 from ops.caching import StageOutput, code_version, file_digest, fingerprint, run_cached
 from ops.ctr.data import CTRData
-from ops.ctr.features import FeatureConfig, FeatureSpec, SemanticIds, encode_features
+from ops.ctr.features import EncodedFeatures, FeatureConfig, FeatureSpec, SemanticIds, encode_features
 from ops.ctr.labels import LabelConfig, build_samples
 from ops.ctr.models import ModelConfig, build_model, default_config, model_config_from_dict
 from ops.ctr.train import CTRTrainConfig, EpochCallback, fit
@@ -107,6 +107,18 @@ def read_samples(stage: StageOutput) -> pl.DataFrame:
     return read_parquet(stage.file(SAMPLES))
 
 
+def training_data(
+    samples: StageOutput, kcore: StageOutput, sid_table: StageOutput | None, config: CTRConfig, device: torch.device
+) -> tuple[EncodedFeatures, CTRData]:
+    """The samples' feature matrix (item features from the k-core, Semantic-ID fields from ``sid_table`` when given)
+    and the splits as tensors on ``device``: what every CTR training process reads."""
+    rows = read_samples(samples)
+    semantic_ids = SemanticIds.from_table(read_table(sid_table), sid_table.manifest) if sid_table else None
+    items = read_parquet(kcore.file("items.parquet"))
+    encoded = encode_features(rows, items, semantic_ids, FeatureConfig(config.use_item_id, config.price_buckets))
+    return encoded, CTRData.from_matrix(encoded.matrix, rows, device)
+
+
 def train_ctr_stage(
     output_root: Path,
     samples: StageOutput,
@@ -127,11 +139,7 @@ def train_ctr_stage(
     )
 
     def build(folder: Path) -> dict[str, Any]:
-        rows = read_samples(samples)
-        semantic_ids = SemanticIds.from_table(read_table(sid_table), sid_table.manifest) if sid_table else None
-        items = read_parquet(kcore.file("items.parquet"))
-        encoded = encode_features(rows, items, semantic_ids, FeatureConfig(config.use_item_id, config.price_buckets))
-        data = CTRData.from_matrix(encoded.matrix, rows, placement().device)
+        encoded, data = training_data(samples, kcore, sid_table, config, placement().device)
         model_config = config.resolved_model()
         model, result = fit(
             lambda: build_model(config.backbone, model_config, encoded.features, config.fusion),
