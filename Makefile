@@ -10,7 +10,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models run retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval bench-retrieval-peers bench-faults bench-lamia bench-llm2vec bench-llm-rec clean-outputs help
+.PHONY: setup models run retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval bench-retrieval-peers bench-faults bench-scale bench-lamia bench-llm2vec bench-llm-rec clean-outputs help
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ help:  ## list the commands
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[dev]'
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[dev,scale]'
 	touch $(STAMP)
 
 # The instance's SQLite schema is created here, once, so two first runs never race to create it.
@@ -29,7 +29,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml $(STAMP)
 
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[dev,bench]'
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[dev,scale,bench]'
 	touch $(BENCH_STAMP)
 
 MODELS := .model_cache/SmolLM2-135M-Instruct/semid-prepared.json
@@ -85,6 +85,9 @@ bench-retrieval: setup  ## most-popular, SASRec, the decoder-only model on 3 tab
 
 bench-retrieval-peers: bench-deps  ## cornac's TIGER and SASRec on the same split and budget
 	$(BIN)/python -m bench.retrieval --parts cornac
+
+bench-scale: setup  ## scale-out overheads: embeddings local vs Ray, study cells/hour, DDP vs one process, streaming ingestion RSS
+	$(BIN)/python -m bench.scale
 
 bench-lamia: setup  ## LAMIA palettes (and the gamma = 0 ablation) beside RQ-VAE and MoC: usage, collisions, NMI, step time
 	$(BIN)/python -m bench.lamia
