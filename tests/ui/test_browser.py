@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dagster import AssetKey, DagsterInstance
 
+from assets.families import TABLE_KEYS
 from tests.conftest import REPO_ROOT, shared_data_root
 from tests.servers import BIN, cli_env, free_port, serving
 
@@ -29,7 +31,7 @@ ARTIFACTS = Path(os.environ.get("SEMID_TEST_ARTIFACTS", REPO_ROOT / "test-artifa
 INGEST_PARTITION = "amazon2014-musical-instruments"  # 50 raw reviews: the ingestion takes seconds
 REPORT_PARTITION = "amazon2018-gift-cards"  # the smallest data set with item text
 # Gift Cards' 5-core has ~150 items: 8 codes per level keep every level's code usage above the blocking check's floor
-REPORT_RUN_CONFIG = {"ops": {"tokenizer": {"config": {"codebook_size": 8, "epochs": 30}}}}
+REPORT_RUN_CONFIG = {"ops": {"tokenizer_rqvae": {"config": {"codebook_size": 8, "epochs": 30}}}}
 RUN_SECONDS = 600  # a launched run on 2 busy cores
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `.ci/run` installs Debian's `chromium`")
@@ -83,14 +85,24 @@ def open_dagster(page, url: str) -> None:
 
 
 def test_asset_graph_shows_every_stage_and_tokenizer_table(dagster_ui, page):
-    expected = asset_names(dagster_ui)
-    assert {"normalized_dataset", "item_embeddings", "tokenizer", "semantic_ids", "ctr_model", "report"} <= expected
-    page.set_viewport_size({"width": 2400, "height": 2000})  # the graph draws only the nodes in view
-    open_dagster(page, f"{dagster_ui}/asset-groups")
-    page.get_by_role("button", name="ingest").first.wait_for()
-    page.keyboard.press("Alt+e")  # graph settings: expand all groups
-    page.get_by_text("normalized_dataset", exact=True).first.wait_for()
-    missing = sorted(name for name in expected if page.get_by_text(name, exact=True).count() == 0)
+    """Each group's graph (the whole graph no longer fits a screen, and draws only the nodes in view) shows every
+    asset of that group: every stage, every tokenizer family's tokenizer and table side by side."""
+    groups = asset_groups(dagster_ui)
+    expected = set().union(*groups.values())
+    stages = {"normalized_dataset", "item_embeddings", "tokenizer_rqvae", "tokenizer_moc", "ctr_model", "report"}
+    assert stages | {key.path[-1] for key in TABLE_KEYS} <= expected, "a stage or a tokenizer's table is missing"
+    assert {key.path[-1] for key in TABLE_KEYS} <= groups["semantic_ids"], "the tables are not side by side"
+    page.set_viewport_size({"width": 2400, "height": 3200})  # six tables stacked: about 2,400 px at the fitted zoom
+    open_dagster(page, dagster_ui)
+    missing = []
+    for group, names in sorted(groups.items()):
+        page.goto(f"{dagster_ui}/locations/pipelines.definitions/asset-groups/{group}")
+        page.get_by_text(group, exact=True).first.wait_for()
+        page.locator(".react-flow__node, [data-testid*=asset-node], svg").first.wait_for(state="attached")
+        page.wait_for_timeout(2000)  # the layout settles
+        page.screenshot(path=ARTIFACTS / f"graph-{group}.png")
+        html = page.content()
+        missing += [f"{group}/{name}" for name in sorted(names) if name not in html]
     assert not missing, f"the asset graph does not show {missing}"
 
 
@@ -102,6 +114,7 @@ def test_ingestion_launched_by_clicking_reaches_success(dagster_ui, page):
     page.locator("span", has_text=INGEST_PARTITION).first.click()
     page.keyboard.press("Escape")
     page.get_by_role("button", name="Launch 1 run").click()
+    wait_for_a_run(dagster_ui)  # leaving the page before the launch request is answered would cancel it
     page.goto(f"{dagster_ui}/runs")
     status = wait_for_run_status(page, dagster_ui)
     assert status == "Success", f"the launched ingestion ended {status}"
@@ -119,8 +132,9 @@ def test_report_image_shows_on_the_report_asset_page(dagster_ui, workspace, page
     assert width > 100, f"the report's image did not render (natural width {width})"
 
 
-def test_mlflow_ui_lists_runs_and_charts_a_metric(workspace, page):
-    """`make mlflow-ui`'s command over the runs the tests above made."""
+def test_mlflow_ui_lists_runs_and_charts_a_metric(workspace, page, monkeypatch):
+    """`make mlflow-ui`'s command over the runs the tests above made: the experiments listed, then the run link of
+    the RQ-VAE tokenizer's Dagster materialization opens its run in the model-training view, with its loss curve."""
     database = workspace / "out" / "mlflow" / "mlflow.db"
     if not database.is_file():
         run_main_job(workspace, REPORT_PARTITION)  # when this test runs alone
@@ -128,22 +142,35 @@ def test_mlflow_ui_lists_runs_and_charts_a_metric(workspace, page):
     command = [
         BIN / "mlflow", "ui", "--backend-store-uri", f"sqlite:///{database}", "-h", "127.0.0.1", "-p", str(port),
     ]  # fmt: skip
+    monkeypatch.setenv("DAGSTER_HOME", str(workspace / "dagster_home"))  # the instance's dagster.yaml reads it
+    link = mlflow_link(workspace, "tokenizer_rqvae").replace("http://127.0.0.1:5000", f"http://127.0.0.1:{port}")
+    assert link.endswith("?workflowType=machine_learning"), link
     with serving(command, f"http://127.0.0.1:{port}/health", dict(os.environ), workspace, ARTIFACTS / "mlflow.log"):
-        page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
-        page.get_by_role("link", name="semid").first.click()
-        run = page.get_by_role("link", name=f"tokenizer:{REPORT_PARTITION}").first
-        run.wait_for()
-        run.click()
+        page.goto(f"http://127.0.0.1:{port}/#/?workflowType=machine_learning", timeout=120_000)
+        page.get_by_role("link", name="semid/tokenizer").first.wait_for()
+        page.goto(link)
+        page.get_by_text(f"tokenizer:rqvae:{REPORT_PARTITION}").first.wait_for()
         page.get_by_role("tab", name="Model metrics").click()
-        chart = page.get_by_text("loss", exact=True).first
-        chart.wait_for()
-        assert page.locator("canvas, svg.main-svg").count() > 0, "the run's metric charts did not render"
+        page.get_by_text("codebook_usage", exact=False).first.wait_for()  # a section per prefix: train, codebook_...
+        page.get_by_placeholder("Search metric charts").fill("train/loss")
+        page.get_by_text("loss", exact=True).first.wait_for()  # the chart `loss` in section `train`
+        page.locator("canvas, svg.main-svg").first.wait_for(state="attached")  # the chart itself, once drawn
 
 
-def asset_names(url: str) -> set[str]:
-    """Every asset key's name, read over the webserver's GraphQL API."""
-    payload = graphql(url, "{ assetNodes { assetKey { path } } }")
-    return {node["assetKey"]["path"][-1] for node in payload["data"]["assetNodes"]}
+def mlflow_link(workspace: Path, asset: str) -> str:
+    """The MLflow run link of ``asset``'s latest materialization, as the Dagster UI shows it."""
+    with DagsterInstance.from_config(str(workspace / "dagster_home")) as instance:
+        event = instance.get_latest_materialization_event(AssetKey(asset))
+    return str(event.asset_materialization.metadata["mlflow_run"].value)
+
+
+def asset_groups(url: str) -> dict[str, set[str]]:
+    """Every asset key's name by group, read over the webserver's GraphQL API."""
+    payload = graphql(url, "{ assetNodes { assetKey { path } groupName } }")
+    groups: dict[str, set[str]] = {}
+    for node in payload["data"]["assetNodes"]:
+        groups.setdefault(node["groupName"], set()).add(node["assetKey"]["path"][-1])
+    return groups
 
 
 def wait_for_run_status(page, url: str) -> str:
@@ -159,6 +186,14 @@ def wait_for_run_status(page, url: str) -> str:
 
 
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId status } } } }"
+
+
+def wait_for_a_run(url: str, seconds: float = 120) -> None:
+    """Until the instance records a run (the launch request was handled)."""
+    deadline = time.monotonic() + seconds
+    while not graphql(url, RUNS_QUERY)["data"]["runsOrError"]["results"]:
+        assert time.monotonic() < deadline, f"clicking Launch started no run within {seconds:.0f} s"
+        time.sleep(1)
 
 
 def graphql(url: str, query: str) -> dict:
