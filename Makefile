@@ -10,7 +10,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models run retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval bench-retrieval-peers bench-faults bench-scale bench-lamia bench-llm2vec bench-llm-rec clean-outputs help
+.PHONY: setup models run tokenizers retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval bench-retrieval-peers bench-faults bench-scale bench-lamia bench-llm2vec bench-llm-rec clean-outputs help
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,6 +43,10 @@ setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(MODELS)  ## create .venv, install
 run: setup  ## run the main job on DATASET (default amazon2014-beauty) with the embedded Dagster instance
 	$(BIN)/python -m ops.ingest.datasets $(DATASET)  # an unknown data set stops here, listing the known ones
 	$(BIN)/dagster job execute -m pipelines.definitions -j main --tags '{"dagster/partition": "$(DATASET)"}'
+
+tokenizers: setup  ## every tokenizer family side by side (RQ-VAE, MoC, ME, VQ-VAE, RQ-KMeans) and the report, on DATASET
+	$(BIN)/python -m ops.ingest.datasets $(DATASET)
+	$(BIN)/dagster job execute -m pipelines.definitions -j tokenizers --tags '{"dagster/partition": "$(DATASET)"}'
 
 retrieval: setup  ## the retrieval job on DATASET: TIGER on its Semantic-ID table, beam-search evaluation, SASRec
 	$(BIN)/python -m ops.ingest.datasets $(DATASET)

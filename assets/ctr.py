@@ -13,12 +13,14 @@ from assets.families import TABLE_KEYS, TableChoice, chosen_table, table_metadat
 from assets.ingest import dataset_partitions
 from assets.publishing import curve_metrics, partition_of, publish, tracked_run
 from ops.caching import StageOutput
+from ops.compute.ctr_ddp import ddp_train_ctr_stage, epoch_log
 from ops.ctr.labels import MODES, LabelConfig
 from ops.ctr.models import MODELS
 from ops.ctr.stage import CHECKPOINT, HISTORY, TRAIN_STAGE, CTRConfig, ctr_samples_stage, read_samples, train_ctr_stage
 from ops.ctr.study import StudyCell, StudyConfig, scaling_study_stage, study_tables
 from ops.ctr.train import CTRTrainConfig, EpochCallback
 from resources import MlflowTracking, StorageResource
+from resources.compute import ComputeResource
 from resources.mlflow_tracking import TrackedRun
 
 GROUP = "ctr"
@@ -60,6 +62,11 @@ class CTRParams(TrainParams, TableChoice):
     use_semantic_ids: bool = Field(default=True, description="False: the ID-only baseline (no Semantic-ID fields).")
     fusion: bool = Field(default=False, description="MoC bottleneck fusion of the item-side embeddings.")
     seed: int = Field(default=CTRTrainConfig.seed, description="Weights, dropout and shuffling.")
+    ddp_processes: int = Field(
+        default=0,
+        description="0: train in the run's process. N >= 2: N torchrun processes (torch DDP, gloo on CPUs, NCCL on "
+        "GPUs) each take a share of every global batch; same checkpoint format, a version of its own.",
+    )
 
 
 class StudyParams(TrainParams):
@@ -121,9 +128,19 @@ def ctr_model(
     }
     tokenizer = table.manifest["tokenizer"]["kind"] if table else "none"
     with tracked_run(context, mlflow, TRAIN_STAGE, params, tokenizer=tokenizer) as run:
-        output = train_ctr_stage(
-            storage.output_path, ctr_samples, kcore_dataset, table, settings, _epoch_logger(context, run)
-        )
+        log_epoch = _epoch_logger(context, run)
+        if config.ddp_processes >= 2:
+
+            def on_line(line: str) -> None:
+                entry = epoch_log(line)
+                if entry is not None:
+                    log_epoch(entry)
+
+            output = ddp_train_ctr_stage(
+                storage.output_path, ctr_samples, kcore_dataset, table, settings, config.ddp_processes, on_line=on_line
+            )
+        else:
+            output = train_ctr_stage(storage.output_path, ctr_samples, kcore_dataset, table, settings, log_epoch)
         return publish(context, run, output, artifacts=MODEL_FILES, metadata=table_metadata(table))
 
 
@@ -133,6 +150,7 @@ def scaling_study(
     config: StudyParams,
     storage: StorageResource,
     mlflow: MlflowTracking,
+    compute: ComputeResource,
     kcore_dataset: StageOutput,
     dataset_splits: StageOutput,
     item_embeddings: StageOutput,
@@ -166,9 +184,10 @@ def scaling_study(
             with mlflow.start_run(name, TRAIN_STAGE, cell_params, tags, parent_run_id=run.run_id) as child:
                 yield _epoch_logger(context, child)
 
-        output = scaling_study_stage(
-            storage.output_path, kcore_dataset, dataset_splits, item_embeddings, settings, nested_run
-        )
+        with compute.executor() as executor:  # cells run where the compute resource says (in process by default)
+            output = scaling_study_stage(
+                storage.output_path, kcore_dataset, dataset_splits, item_embeddings, settings, nested_run, executor
+            )
         first, second = study_tables(output)
         context.log.info(f"Table 1 (test AUC):\n{first}\nTable 2 (fusion ablation):\n{second}")
         return publish(context, run, output, first)

@@ -14,6 +14,7 @@ from ops.embeddings.config import MINILM_CONFIG, EmbedderConfig, Pooling
 from ops.embeddings.templates import TEMPLATES
 from ops.ingest.datasets import get_dataset
 from resources import MlflowTracking, StorageResource
+from resources.compute import ComputeResource
 
 GROUP = "embeddings"
 LOG_EVERY = 2000  # texts between progress lines in the Dagster log
@@ -46,6 +47,7 @@ def item_embeddings(
     config: EmbeddingParams,
     storage: StorageResource,
     mlflow: MlflowTracking,
+    compute: ComputeResource,
     kcore_dataset: StageOutput,
 ) -> Output[StageOutput]:
     """One L2-normalized vector per item with text; text-less items are listed, not embedded as empty strings."""
@@ -57,6 +59,6 @@ def item_embeddings(
             context.log.info(f"embedded {done:,} of {total:,} distinct texts")
 
     params = {"upstream": kcore_dataset.fingerprint, "template": template.identity, **asdict(settings)}
-    with tracked_run(context, mlflow, "embeddings", params) as run:
-        output = stage.embed(kcore_dataset, storage.output_path, settings, template, progress)
+    with tracked_run(context, mlflow, "embeddings", params) as run, compute.executor() as executor:
+        output = stage.embed(kcore_dataset, storage.output_path, settings, template, progress, executor)
         return publish(context, run, output)

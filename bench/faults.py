@@ -43,7 +43,7 @@ DATA_ROOT = Path(os.environ.get("SEMID_DATA_ROOT", REPO_ROOT.parent / "shared" /
 # A fault test, not a quality run: a small tokenizer and a short CTR fit keep one run to a minute or two.
 RUN_CONFIG = {
     "ops": {
-        "tokenizer": {"config": {"epochs": 20, "codebook_size": 64}},
+        "tokenizer_rqvae": {"config": {"epochs": 20, "codebook_size": 64}},
         "ctr_model": {"config": {"max_epochs": 3}},
     }
 }

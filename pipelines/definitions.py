@@ -39,6 +39,7 @@ from assets import (
 from assets.families import MAIN, TRAINED_HERE, Family, table_key, tokenizer_key
 from ops.ingest.datasets import DEFAULT_DATASET
 from resources import MlflowTracking, StorageResource
+from resources.compute import ComputeResource
 from resources.mlflow_tracking import default_artifact_root, default_tracking_uri
 from resources.stage_io import StageOutputIOManager
 from resources.storage import default_data_root, default_output_root
@@ -139,6 +140,7 @@ def build_resources() -> dict[str, object]:
         "storage": StorageResource(data_root=default_data_root(), output_root=default_output_root()),
         "mlflow": MlflowTracking(tracking_uri=default_tracking_uri(), artifact_root=default_artifact_root()),
         "io_manager": StageOutputIOManager(output_root=default_output_root()),
+        "compute": ComputeResource(),
     }
 
 

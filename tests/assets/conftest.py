@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from resources import MlflowTracking, StorageResource
+from resources.compute import ComputeResource
 from resources.stage_io import StageOutputIOManager
 from tests.conftest import shared_data_root
 
@@ -15,6 +16,7 @@ def tmp_resources(tmp_path):
     shared data."""
     return {
         "io_manager": StageOutputIOManager(output_root=str(tmp_path / "out")),
+        "compute": ComputeResource(),
         "storage": StorageResource(data_root=str(shared_data_root()), output_root=str(tmp_path / "out")),
         "mlflow": MlflowTracking(
             tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "artifacts")

@@ -11,8 +11,8 @@ from pipelines.definitions import ALL_ASSETS
 @pytest.mark.parametrize(
     ("asset", "field", "typo"),
     [
-        (tokenizers.tokenizer, "kind", "rqvea"),
-        (tokenizers.tokenizer, "codebook_update", "emma"),
+        (ctr.ctr_model, "tokenizer", "rqvea"),
+        (tokenizers.TOKENIZER_ASSETS["rqvae"], "codebook_update", "emma"),
         (embeddings.item_embeddings, "pooling", "max"),
         (ctr.ctr_model, "backbone", "dcn"),
         (ctr.ctr_samples, "mode", "clicks"),
