@@ -115,7 +115,6 @@ def test_ingestion_launched_by_clicking_reaches_success(dagster_ui, page):
     page.keyboard.press("Escape")
     page.get_by_role("button", name="Launch 1 run").click()
     wait_for_a_run(dagster_ui)  # leaving the page before the launch request is answered would cancel it
-    page.goto(f"{dagster_ui}/runs")
     status = wait_for_run_status(page, dagster_ui)
     assert status == "Success", f"the launched ingestion ended {status}"
     page.get_by_text(f"partition: {INGEST_PARTITION}").first.wait_for()
@@ -174,17 +173,24 @@ def asset_groups(url: str) -> dict[str, set[str]]:
 
 
 def wait_for_run_status(page, url: str) -> str:
-    """Reload the runs page until the newest run shows a final status; return it."""
+    """Wait until the newest run ends (over GraphQL), then return the status the runs page shows for it."""
     deadline = time.monotonic() + RUN_SECONDS
-    while time.monotonic() < deadline:
-        page.reload()
-        for status in ("Success", "Failure", "Canceled"):
-            if page.get_by_text(status, exact=True).count():
-                return status
-        time.sleep(5)
-    raise AssertionError(f"no launched run finished within {RUN_SECONDS} s: {graphql(url, RUNS_QUERY)}")
+    while (status := newest_run_status(url)) not in FINAL_STATUSES:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no launched run finished within {RUN_SECONDS} s: {graphql(url, RUNS_QUERY)}")
+        time.sleep(2)
+    page.goto(f"{url}/runs")
+    shown = FINAL_STATUSES[status]
+    page.get_by_text(shown, exact=True).first.wait_for()  # the page renders the list after loading
+    return shown
 
 
+def newest_run_status(url: str) -> str | None:
+    runs = graphql(url, RUNS_QUERY)["data"]["runsOrError"]["results"]
+    return runs[0]["status"] if runs else None
+
+
+FINAL_STATUSES = {"SUCCESS": "Success", "FAILURE": "Failure", "CANCELED": "Canceled"}  # GraphQL -> runs page
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId status } } } }"
 
 
