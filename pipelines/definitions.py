@@ -36,7 +36,7 @@ from assets import (
     semantic_ids,
     tokenizers,
 )
-from assets.families import MAIN, TRAINED_HERE, Family, table_key, tokenizer_key
+from assets.families import FAMILIES, MAIN, TRAINED_HERE, Family, table_key, tokenizer_key
 from ops.ingest.datasets import DEFAULT_DATASET
 from resources import MlflowTracking, StorageResource
 from resources.compute import ComputeResource
@@ -78,6 +78,18 @@ main_job = define_asset_job(
     description="Raw files -> the main tokenizer families' Semantic-ID tables (RQ-VAE) -> a CTR model with "
     "Semantic-ID features and its test AUC -> the report, for one data set (the partition). The other tokenizer "
     "families, generative retrieval, the scaling study and the LLM-adapted tokenizers are jobs of their own.",
+)
+
+OVERVIEW_FAMILIES = tuple(family for family in FAMILIES if family.kind in ("rqvae", "moc"))
+overview_job = define_asset_job(
+    "overview",
+    selection=AssetSelection.groups(ingest.GROUP, embeddings.GROUP, reports.GROUP)
+    | families(OVERVIEW_FAMILIES)
+    | AssetSelection.assets(ctr.ctr_samples, ctr.scaling_study, retrieval.decoder_model, retrieval.decoder_eval),
+    partitions_def=ingest.dataset_partitions,
+    description="The first look at one data set (what `make run` runs, with presets/quick.yaml): RQ-VAE and "
+    "Mixture-of-Codes tables side by side, both against the ID-only baseline in a DCNv2 study, the decoder-only "
+    "recommender beside the most-popular baseline, and the report that says which tokenizer helped most.",
 )
 
 tokenizers_job = define_asset_job(
@@ -147,7 +159,7 @@ def build_resources() -> dict[str, object]:
 defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=checks.ALL_CHECKS,
-    jobs=[ingest_job, main_job, tokenizers_job, study_job, retrieval_job, llm_job, llm_recommender_job],
+    jobs=[ingest_job, overview_job, main_job, tokenizers_job, study_job, retrieval_job, llm_job, llm_recommender_job],
     executor=in_process_executor,
     schedules=[weekly_reindex],
     sensors=[reindex_on_new_data],

@@ -2,10 +2,18 @@
 each mistake is refused when the run is launched, before any step."""
 
 import pytest
-from dagster import DagsterInstance, DagsterInvalidConfigError, DagsterUnknownPartitionError, materialize
+import yaml
+from dagster import (
+    DagsterInstance,
+    DagsterInvalidConfigError,
+    DagsterUnknownPartitionError,
+    materialize,
+    validate_run_config,
+)
 
 from assets import ctr, embeddings, ingest, tokenizers
-from pipelines.definitions import ALL_ASSETS
+from pipelines.definitions import ALL_ASSETS, defs
+from tests.conftest import REPO_ROOT
 
 
 @pytest.mark.parametrize(
@@ -66,3 +74,11 @@ def test_an_unknown_data_set_is_refused_before_a_run(tmp_resources):
             selection=[ingest.normalized_dataset],
         )
     assert instance.get_runs() == []
+
+
+@pytest.mark.parametrize("preset", ["quick", "paper"])
+def test_every_preset_is_valid_run_config_of_the_overview_job(preset):
+    """`make run PRESET=<preset>` passes presets/<preset>.yaml to the overview job: a renamed asset or field fails
+    here, not minutes into a newcomer's first run."""
+    config = yaml.safe_load((REPO_ROOT / "presets" / f"{preset}.yaml").read_text())
+    validate_run_config(defs.get_job_def("overview"), config)
