@@ -38,8 +38,6 @@ from typing import Any
 from bench.common import command_line, print_table, write_result
 from bench.retrieval import (
     BEAMS,
-    DATA_ROOT,
-    DATASET,
     METRICS,
     OUTPUT_ROOT,
     SCALE,
@@ -52,9 +50,7 @@ from bench.retrieval import (
     previous_figures,
     sid_model,
     summary,
-    user_subset,
 )
-from ops.pipeline import prepare
 from ops.retrieval.llm_recommender import LLMRecommenderConfig
 from ops.retrieval.llm_tokens import NewRows
 from ops.retrieval.stage import evaluate_llm_recommender_stage, train_llm_recommender_stage
@@ -119,9 +115,7 @@ def main() -> None:
     parser.add_argument("--name", default="llm_rec", help="results file bench/results/<name>.json")
     args = parser.parse_args()
 
-    prepared = prepare(DATASET, DATA_ROOT, OUTPUT_ROOT)
-    splits = user_subset(prepared.splits, args.users) if args.users else prepared.splits
-    setting = Setting(prepared, splits, args.budget_minutes * 60)
+    setting = Setting.on_beauty(args.users, args.budget_minutes)
     figures = previous_figures(args.name)
     command = command_line()
     for part in args.parts:

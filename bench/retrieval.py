@@ -108,6 +108,13 @@ class Setting:
     splits: StageOutput  # the data set's split, or a seeded subset of its users (--users)
     budget: float  # training seconds of every trained model
 
+    @classmethod
+    def on_beauty(cls, users: int, budget_minutes: float) -> Setting:
+        """Beauty's cached stages, all its users or a seeded subset of ``users`` of them, and the budget."""
+        prepared = prepare(DATASET, DATA_ROOT, OUTPUT_ROOT)
+        splits = user_subset(prepared.splits, users) if users else prepared.splits
+        return cls(prepared, splits, budget_minutes * 60)
+
     def table(self, kind: str) -> StageOutput:
         """The ``kind`` 3x256 Semantic-ID table of the data set's items (built and cached on first use)."""
         _, table = semantic_id_version(OUTPUT_ROOT, self.prepared.embeddings, scaled_config(kind, SCALE, {}))
@@ -335,9 +342,7 @@ def main() -> None:
     parser.add_argument("--name", default="retrieval", help="results file bench/results/<name>.json")
     args = parser.parse_args()
 
-    prepared = prepare(DATASET, DATA_ROOT, OUTPUT_ROOT)
-    splits = user_subset(prepared.splits, args.users) if args.users else prepared.splits
-    setting = Setting(prepared, splits, args.budget_minutes * 60)
+    setting = Setting.on_beauty(args.users, args.budget_minutes)
     figures = previous_figures(args.name)
     command = command_line()
     for part in args.parts:

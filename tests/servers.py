@@ -6,6 +6,7 @@ Every process gets an isolated Dagster home and output root under the test's tem
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -78,3 +79,26 @@ def _answers(url: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+def graphql(url: str, query: str) -> dict:
+    """``query`` against the Dagster webserver at ``url`` (http://127.0.0.1:<port>)."""
+    request = urllib.request.Request(
+        f"{url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def run_job(workspace: Path, job: str, partition: str, run_config: dict, timeout: float = 1200) -> None:
+    """``dagster job execute`` of ``job`` on ``partition`` with ``run_config``, into ``workspace``'s instance."""
+    config = workspace / f"{job}_run_config.yaml"
+    config.write_text(json.dumps(run_config))  # JSON is YAML
+    command = [
+        BIN / "dagster", "job", "execute", "-m", "pipelines.definitions", "-j", job,
+        "--tags", json.dumps({"dagster/partition": partition}), "-c", config,
+    ]  # fmt: skip
+    completed = subprocess.run(
+        command, check=False, cwd=workspace, env=cli_env(workspace), capture_output=True, text=True, timeout=timeout
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]

@@ -21,7 +21,16 @@ from ops.caching import StageOutput, code_version, existing_version, fingerprint
 from ops.compute.ddp import SplitBatch, init_from_env
 from ops.compute.torchrun import LineFn, torchrun
 from ops.ctr.models import build_model
-from ops.ctr.stage import CHECKPOINT, CTR_CODE, HISTORY, TRAIN_STAGE, CTRConfig, save_checkpoint, training_data
+from ops.ctr.stage import (
+    CHECKPOINT,
+    CTR_CODE,
+    HISTORY,
+    TRAIN_STAGE,
+    CTRConfig,
+    save_checkpoint,
+    training_data,
+    training_inputs,
+)
 from ops.ctr.train import fit
 from ops.tables import write_text_atomic
 
@@ -42,10 +51,7 @@ def ddp_train_ctr_stage(
     """One CTR model trained by ``nproc`` DDP processes of ``threads`` threads each (cached like any stage)."""
     stage_fingerprint = fingerprint(
         {
-            "samples": samples.fingerprint,
-            "kcore": kcore.fingerprint,
-            "semantic_ids": sid_table.fingerprint if sid_table is not None else None,
-            "config": config.to_dict(),
+            **training_inputs(samples, kcore, sid_table, config),
             "code": code_version(CTR_CODE, Path(__file__).resolve().parent),
             "ddp_world": nproc,  # float summation order differs from one process: a version of its own
         }

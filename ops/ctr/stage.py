@@ -107,6 +107,18 @@ def read_samples(stage: StageOutput) -> pl.DataFrame:
     return read_parquet(stage.file(SAMPLES))
 
 
+def training_inputs(
+    samples: StageOutput, kcore: StageOutput, sid_table: StageOutput | None, config: CTRConfig
+) -> dict[str, Any]:
+    """What a CTR model's version depends on besides its code: the rows, the items, the table and the config."""
+    return {
+        "samples": samples.fingerprint,
+        "kcore": kcore.fingerprint,
+        "semantic_ids": sid_table.fingerprint if sid_table is not None else None,
+        "config": config.to_dict(),
+    }
+
+
 def training_data(
     samples: StageOutput, kcore: StageOutput, sid_table: StageOutput | None, config: CTRConfig, device: torch.device
 ) -> tuple[EncodedFeatures, CTRData]:
@@ -128,15 +140,7 @@ def train_ctr_stage(
     callback: EpochCallback | None = None,
 ) -> StageOutput:
     """Train (or find cached) one CTR model on the samples, with the Semantic-ID fields of ``sid_table``."""
-    stage_fingerprint = fingerprint(
-        {
-            "samples": samples.fingerprint,
-            "kcore": kcore.fingerprint,
-            "semantic_ids": sid_table.fingerprint if sid_table is not None else None,
-            "config": config.to_dict(),
-            "code": _training_code(),
-        }
-    )
+    stage_fingerprint = fingerprint({**training_inputs(samples, kcore, sid_table, config), "code": _training_code()})
 
     def build(folder: Path) -> dict[str, Any]:
         encoded, data = training_data(samples, kcore, sid_table, config, placement().device)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import polars as pl
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from tests.servers import BIN, cli_env, free_port
+from tests.servers import BIN, cli_env, free_port, graphql, run_job
 
 
 def test_definitions_validate(tmp_path):
@@ -34,16 +33,7 @@ TEST_RUN_CONFIG = {"ops": {"tokenizer_rqvae": {"config": {"epochs": 30}}}}
 
 
 def run_main_job(tmp_path: Path, partition: str) -> None:
-    run_config = tmp_path / "run_config.yaml"
-    run_config.write_text(json.dumps(TEST_RUN_CONFIG))  # JSON is YAML
-    command = [
-        BIN / "dagster", "job", "execute", "-m", "pipelines.definitions", "-j", "main",
-        "--tags", json.dumps({"dagster/partition": partition}), "-c", run_config,
-    ]  # fmt: skip
-    completed = subprocess.run(
-        command, check=False, cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=900
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    run_job(tmp_path, "main", partition, TEST_RUN_CONFIG, timeout=900)
 
 
 def latest_metadata(tmp_path: Path, asset: str) -> dict:
@@ -110,16 +100,6 @@ def test_main_job_on_beauty_end_to_end_then_cache_hit(shared_data, tmp_path, mon
         assert latest_metadata(tmp_path, asset)["cache"] == "cache hit", asset
 
 
-def graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 def test_webserver_lists_assets_over_graphql(tmp_path):
     port = free_port()
     server = subprocess.Popen(
@@ -133,7 +113,7 @@ def test_webserver_lists_assets_over_graphql(tmp_path):
         deadline = time.monotonic() + 180
         while True:
             try:
-                payload = graphql(port, "{ assetNodes { assetKey { path } groupName } }")
+                payload = graphql(f"http://127.0.0.1:{port}", "{ assetNodes { assetKey { path } groupName } }")
                 if payload.get("data", {}).get("assetNodes"):
                     break
             except OSError:

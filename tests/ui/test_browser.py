@@ -8,12 +8,9 @@ Chromium is the system's (Debian `chromium`, installed by `.ci/run`); Playwright
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +19,7 @@ from dagster import AssetKey, DagsterInstance
 
 from assets.families import TABLE_KEYS
 from tests.conftest import REPO_ROOT, shared_data_root
-from tests.servers import BIN, cli_env, free_port, serving
+from tests.servers import BIN, cli_env, free_port, graphql, run_job, serving
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is installed by `make setup` (.[dev])")
 
@@ -202,23 +199,6 @@ def wait_for_a_run(url: str, seconds: float = 120) -> None:
         time.sleep(1)
 
 
-def graphql(url: str, query: str) -> dict:
-    request = urllib.request.Request(
-        f"{url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 def run_main_job(workspace: Path, partition: str) -> None:
     """The main job on ``partition`` from the CLI, into the instance the UI serves."""
-    config = workspace / "report_run.yaml"
-    config.write_text(json.dumps(REPORT_RUN_CONFIG))  # JSON is YAML
-    command = [
-        BIN / "dagster", "job", "execute", "-m", "pipelines.definitions", "-j", "main",
-        "--tags", json.dumps({"dagster/partition": partition}), "-c", config,
-    ]  # fmt: skip
-    completed = subprocess.run(
-        command, check=False, cwd=workspace, env=cli_env(workspace), capture_output=True, text=True, timeout=1200
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    run_job(workspace, "main", partition, REPORT_RUN_CONFIG)
