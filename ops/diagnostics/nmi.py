@@ -24,6 +24,8 @@ def normalized_mutual_info(a: ArrayLike, b: ArrayLike) -> float:
     n_a, n_b = a_ids.max(initial=-1) + 1, b_ids.max(initial=-1) + 1
     if n_a == n_b == 1 or n_a == n_b == 0:
         return 1.0  # two trivial partitions agree perfectly (scikit-learn's convention)
+    if n_a == 1 or n_b == 1:
+        return 0.0  # one cluster tells nothing about the other labeling: MI is 0 (its float sum is only near 0)
     joint = np.zeros((n_a, n_b))
     np.add.at(joint, (a_ids, b_ids), 1.0)
     joint /= joint.sum()  # P(u_i, v_j)
