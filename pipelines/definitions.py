@@ -38,17 +38,20 @@ from assets import (
 )
 from assets.families import FAMILIES, MAIN, TRAINED_HERE, Family, table_key, tokenizer_key
 from ops.ingest.datasets import DEFAULT_DATASET
+from pipelines.code_versions import with_code_versions
 from resources import MlflowTracking, StorageResource
 from resources.compute import ComputeResource
 from resources.mlflow_tracking import default_artifact_root, default_tracking_uri
 from resources.stage_io import StageOutputIOManager
 from resources.storage import default_data_root, default_output_root
 
-ALL_ASSETS = [
-    *load_assets_from_modules([raw_files, ingest, embeddings, ctr, retrieval, llm_recommender, llm, reports]),
-    *tokenizers.TOKENIZER_ASSETS.values(),
-    *semantic_ids.TABLE_ASSETS.values(),
-]
+ALL_ASSETS = with_code_versions(
+    [
+        *load_assets_from_modules([raw_files, ingest, embeddings, ctr, retrieval, llm_recommender, llm, reports]),
+        *tokenizers.TOKENIZER_ASSETS.values(),
+        *semantic_ids.TABLE_ASSETS.values(),
+    ]
+)
 STUDY = AssetSelection.assets(ctr.scaling_study)
 REPORT = AssetSelection.assets(reports.report)
 LLM_RECOMMENDER = AssetSelection.assets(llm_recommender.llm_recommender_model, llm_recommender.llm_recommender_eval)
