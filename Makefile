@@ -11,7 +11,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models run main tokenizers retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval bench-retrieval-peers bench-faults bench-scale bench-lamia bench-llm2vec bench-llm-rec clean-outputs help
+.PHONY: setup models run main tokenizers retrieval study test ui mlflow-ui validate bench bench-deps bench-ingest bench-embed bench-tokenizers bench-ctr bench-retrieval bench-retrieval-peers bench-faults bench-reindex bench-scale bench-lamia bench-llm2vec bench-llm-rec clean-outputs help
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -109,6 +109,9 @@ bench-llm-rec: setup  ## the LLM recommender (SmolLM2 + LoRA, +/- alignment) bes
 
 bench-faults: setup  ## concurrent main runs + one kill -9 on one output root: complete versions, same bytes, 0 rows lost
 	$(BIN)/python -m bench.faults
+
+bench-reindex: setup  ## Beauty before and after 100 items join: re-embedded, re-encoded, time, Semantic IDs moved (frozen vs retrained)
+	$(BIN)/python -m bench.reindex
 
 clean-outputs:  ## delete run outputs (data/ and the Dagster instance), never inputs
 	rm -rf data .dagster

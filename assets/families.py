@@ -19,10 +19,11 @@ Adding a tokenizer is one entry below plus its ``ops/quantizers/<kind>.py``.
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetKey, AssetRecordsFilter, Config, Failure
+from dagster import AssetExecutionContext, AssetKey, Config, Failure
 from pydantic import Field
 
 from assets.choices import one_of
+from assets.publishing import latest_fingerprint
 from ops.caching import StageOutput, existing_version
 from ops.semantic_ids.stage import STAGE as SEMANTIC_IDS_STAGE
 
@@ -79,17 +80,14 @@ def chosen_table(context: AssetExecutionContext, output_root: Path, choice: Tabl
     if choice.semantic_ids_version:
         return existing_version(output_root, SEMANTIC_IDS_STAGE, choice.semantic_ids_version)
     key = table_key(choice.tokenizer)
-    partition = context.partition_key if context.has_partition_key else None
-    records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
-    ).records
-    if not records or records[0].asset_materialization is None:
+    version = latest_fingerprint(context, key)
+    if version is None:
+        partition = context.partition_key if context.has_partition_key else None
         raise Failure(
             f"{key.to_user_string()} has no version for data set {partition!r} yet: materialize it first (the "
             f"`tokenizers` job, or select it in the asset graph), or set `tokenizer` to a family that has one"
         )
-    fingerprint = records[0].asset_materialization.metadata["fingerprint"].value
-    return existing_version(output_root, SEMANTIC_IDS_STAGE, str(fingerprint))
+    return existing_version(output_root, SEMANTIC_IDS_STAGE, version)
 
 
 def table_metadata(table: StageOutput | None) -> dict[str, str]:

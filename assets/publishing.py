@@ -11,12 +11,22 @@ stage can record the run id in its manifest.
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import polars as pl
-from dagster import AssetExecutionContext, DataVersion, MetadataValue, Output
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    DataVersion,
+    MetadataValue,
+    Output,
+    TableColumn,
+    TableSchema,
+)
 
-from ops.caching import MANIFEST, StageOutput
+from ops.caching import MANIFEST, StageOutput, existing_version
 from resources.mlflow_tracking import DAGSTER_RUN_TAG, MlflowTracking, TrackedRun
 
 PREVIEW_ROWS = 10
@@ -55,6 +65,48 @@ def markdown_table(frame: pl.DataFrame, max_chars: int = 60) -> str:
 
 def partition_of(context: AssetExecutionContext) -> str:
     return context.partition_key if context.has_partition_key else "default"
+
+
+def latest_fingerprint(context: AssetExecutionContext, key: AssetKey) -> str | None:
+    """The stage version (``fingerprint`` metadata) of ``key``'s latest materialization for the run's partition."""
+    partition = context.partition_key if context.has_partition_key else None
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    value = records[0].asset_materialization.metadata.get("fingerprint")
+    return None if value is None else str(value.value)
+
+
+def previous_version(context: AssetExecutionContext, output_root: Path, stage: str) -> StageOutput | None:
+    """The version this asset published last for the run's partition, if it is still stored: what re-indexing
+    builds on (a frozen tokenizer, a table to append to)."""
+    version = latest_fingerprint(context, context.asset_key)
+    if version is None:
+        return None
+    try:
+        return existing_version(output_root, stage, version)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def column_schemas(output: StageOutput) -> dict[str, Any]:
+    """The columns of every Parquet file of a version, for the UI: ``columns: <file>`` per file, and the largest
+    file's schema as ``dagster/column_schema`` (the one the asset page's Columns tab shows)."""
+    files = sorted(Path(output.path).glob("*.parquet"), key=lambda path: (-path.stat().st_size, path.name))
+    schemas = {
+        path.name: TableSchema(
+            columns=[TableColumn(name, str(dtype)) for name, dtype in pl.read_parquet_schema(path).items()]
+        )
+        for path in files
+    }
+    values: dict[str, Any] = {
+        f"columns: {name}": MetadataValue.table_schema(schema) for name, schema in schemas.items()
+    }
+    if files:
+        values["dagster/column_schema"] = schemas[files[0].name]
+    return values
 
 
 @contextmanager
@@ -105,6 +157,7 @@ def publish(
         "fingerprint": output.fingerprint,
         "path": MetadataValue.path(output.path),
         "mlflow_run": MetadataValue.url(run.url),
+        **column_schemas(output),
         **(metadata or {}),
         **{
             key: MetadataValue.float(value) if isinstance(value, float) else MetadataValue.int(value)

@@ -9,7 +9,7 @@ from pydantic import Field
 from assets.choices import one_of
 from assets.families import TRAINED_HERE, Family, tokenizer_key
 from assets.ingest import dataset_partitions
-from assets.publishing import curve_metrics, publish, tracked_run
+from assets.publishing import curve_metrics, previous_version, publish, tracked_run
 from ops.caching import StageOutput
 from ops.quantizers.autoencoder import AutoencoderConfig
 from ops.quantizers.config import TrainConfig, config_to_dict
@@ -18,6 +18,7 @@ from ops.quantizers.rqkmeans import RQKMeans, RQKMeansConfig
 from ops.quantizers.stage import CHECKPOINT, HISTORY, STAGE, train_tokenizer_stage
 from ops.quantizers.train import EpochLog
 from ops.quantizers.vq import CodebookUpdate, VQConfig
+from ops.semantic_ids.reindexing import frozen_tokenizer
 from resources import MlflowTracking, StorageResource
 
 GROUP = "tokenizers"
@@ -35,6 +36,12 @@ class TokenizerParams(Config):
     )
     codebook_size: int = Field(default=VQConfig.codebook_size, description="Codes per codebook (paper: 256).")
     seed: int = Field(default=TrainConfig.seed, description="Seeds weights, k-means, shuffling, restarts.")
+    retrain: bool = Field(
+        default=False,
+        description="When the catalogue changed since this tokenizer was last materialized: False keeps the "
+        "previous tokenizer frozen (same config and embedder), so every kept item keeps its Semantic ID and only new "
+        "items are encoded; True trains it again on every item (IDs may move: the table's metadata counts them).",
+    )
 
 
 class TrainedTokenizerParams(TokenizerParams):
@@ -95,7 +102,8 @@ def tokenizer_asset(family: Family) -> AssetsDefinition:
         group_name=GROUP,
         partitions_def=dataset_partitions,
         description=f"{family.label}. Per-epoch loss, codebook usage and perplexity go to MLflow (a training-free "
-        "tokenizer logs its fitted state once, as epoch 0); the checkpoint and history are the run's artifacts.",
+        "tokenizer logs its fitted state once, as epoch 0); the checkpoint and history are the run's artifacts. "
+        "After the catalogue changes, the previous version stays frozen unless `retrain` is set.",
     )
     def tokenizer(
         context: AssetExecutionContext,
@@ -108,6 +116,8 @@ def tokenizer_asset(family: Family) -> AssetsDefinition:
         schedule = train_schedule(settings)
         last_epoch = schedule.epochs if schedule is not None else 0
         params = {"upstream": item_embeddings.fingerprint, "kind": family.kind, **config.model_dump()}
+        previous = None if config.retrain else previous_version(context, storage.output_path, STAGE)
+        frozen = frozen_tokenizer(storage.output_path, settings, item_embeddings, previous)
         with tracked_run(context, mlflow, STAGE, params, tokenizer=family.kind) as run:
 
             def log_epoch(log: EpochLog) -> None:
@@ -118,8 +128,14 @@ def tokenizer_asset(family: Family) -> AssetsDefinition:
                         f"epoch {log.epoch}: loss {log.loss:.4f}, recon {log.reconstruction_loss:.4f}, usage {usage}"
                     )
 
-            output = train_tokenizer_stage(storage.output_path, settings, item_embeddings, log_epoch)
-            return publish(context, run, output, artifacts=MODEL_FILES)
+            if frozen is not None:
+                context.log.info(
+                    f"the catalogue changed; keeping tokenizer {frozen.fingerprint} frozen (trained on embeddings "
+                    f"{frozen.manifest['embeddings']['fingerprint']}): set retrain: true to train it again"
+                )
+            output = frozen or train_tokenizer_stage(storage.output_path, settings, item_embeddings, log_epoch)
+            trained_on = {"trained_on_embeddings": output.manifest["embeddings"]["fingerprint"]}
+            return publish(context, run, output, artifacts=MODEL_FILES, metadata=trained_on)
 
     return tokenizer
 

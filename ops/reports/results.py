@@ -5,6 +5,7 @@ same cached stage), from which the paper's Table 1 and Table 2 are built with `o
 and a per-tokenizer summary (mean ± std of test AUC over seeds, per backbone) that the answer reads.
 Retrieval: the most-popular baseline, every SASRec version and every Semantic-ID recommender evaluation (TIGER,
 the decoder-only model), Recall/NDCG@5/10/20.
+Stability: one row per pair of Semantic-ID table versions compared when a table was re-indexed.
 """
 
 from __future__ import annotations
@@ -53,6 +54,38 @@ RETRIEVAL_SCHEMA = {
     "stopped": pl.String,
     "version": pl.String,
 }
+
+
+STABILITY_SCHEMA = {
+    "table": pl.String,
+    "since": pl.String,
+    "tokenizer": pl.String,
+    "items kept": pl.Int64,
+    "added": pl.Int64,
+    "removed": pl.Int64,
+    "IDs changed": pl.Int64,
+    "share changed": pl.Float64,
+}
+
+
+def stability_table(sources: ReportSources) -> pl.DataFrame:
+    """How many Semantic IDs moved at each re-indexing of the report's tables (`STABILITY_SCHEMA`): "frozen" rows
+    kept the tokenizer (0 moved by construction), "retrained" ones show what retraining cost downstream models."""
+    rows = [
+        {
+            "table": sources.label_of(manifest["after"]),
+            "since": manifest["before"],
+            "tokenizer": manifest["tokenizer"],
+            "items kept": manifest["items_kept"],
+            "added": manifest["items_added"],
+            "removed": manifest["items_removed"],
+            "IDs changed": manifest["items_changed_semantic_id"],
+            "share changed": manifest["share_changed"],
+        }
+        for manifest in (stage.manifest for stage in sources.changes)
+        if manifest["before"] != manifest["after"]
+    ]
+    return pl.DataFrame(rows, schema=STABILITY_SCHEMA).sort("table", "since")
 
 
 def ctr_runs(sources: ReportSources) -> pl.DataFrame:

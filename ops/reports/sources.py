@@ -7,6 +7,8 @@ manifest, and the report follows those names:
 - a CTR model names its samples version (which names the k-core and splits) and its table (None = ID only);
 - a Semantic-ID recommender's evaluation (TIGER, the decoder-only model) names its table and its model (which
   names the splits);
+- a Semantic-ID stability comparison names the two table versions it compared (the report keeps those whose
+  newer version is one of its tables);
 - a SASRec model names its splits where its manifest records them; older manifests do not, and are matched by
   the catalogue size and number of test users of the leave-one-out split instead.
 
@@ -23,6 +25,7 @@ from typing import Any
 from ops.caching import StageOutput, is_complete, read_manifest
 
 SEMANTIC_IDS = "semantic_ids"
+SEMANTIC_ID_CHANGES = "semantic_id_changes"
 TOKENIZER = "tokenizer"
 CTR_SAMPLES = "ctr_samples"
 CTR_MODEL = "ctr_model"
@@ -74,6 +77,7 @@ class ReportSources:
     sasrec: tuple[StageOutput, ...]
     sasrec_by_counts: tuple[str, ...]  # fingerprints of SASRec versions matched by counts, not by splits
     most_popular: StageOutput  # the most-popular baseline's version for these splits
+    changes: tuple[StageOutput, ...] = ()  # Semantic-ID stability: comparisons ending at one of ``tables``
 
     def fingerprints(self) -> dict[str, Any]:
         """What the report's version hashes: every version it read."""
@@ -86,6 +90,7 @@ class ReportSources:
             "sid_evals": [f"{stage.stage}/{stage.fingerprint}" for stage in self.sid_evals],
             "sasrec": [stage.fingerprint for stage in self.sasrec],
             "most_popular": self.most_popular.fingerprint,
+            "semantic_id_changes": [stage.fingerprint for stage in self.changes],
         }
 
     def label_of(self, table_fingerprint: str | None) -> str:
@@ -130,6 +135,11 @@ def find_sources(
     )
     sid_evals, sid_models = _sid_evaluations(output_root, known_tables, splits)
     sasrec, by_counts = _sasrec(output_root, splits, most_popular)
+    changes = tuple(
+        stage
+        for stage in complete_versions(output_root, SEMANTIC_ID_CHANGES)
+        if stage.manifest["after"] in known_tables
+    )
     return ReportSources(
         kcore=kcore,
         splits=splits,
@@ -141,6 +151,7 @@ def find_sources(
         sasrec=sasrec,
         sasrec_by_counts=by_counts,
         most_popular=most_popular,
+        changes=changes,
     )
 
 

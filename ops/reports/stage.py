@@ -29,7 +29,7 @@ from ops.reports.diagnostics import (
     summary_frame,
 )
 from ops.reports.documents import Document, Section, markdown_table, to_html, to_markdown
-from ops.reports.results import METRICS, ctr_runs, ctr_summary, retrieval_table, scaling_tables
+from ops.reports.results import METRICS, ctr_runs, ctr_summary, retrieval_table, scaling_tables, stability_table
 from ops.reports.sources import ReportSources, TableSource, find_sources
 from ops.retrieval.stage import most_popular_stage
 from ops.semantic_ids.stage import read_table
@@ -93,7 +93,10 @@ def report_stage(
         images = {name: plots.png_bytes(figure) for name, figure in figures.items() if figure is not None}
         for name, data in images.items():
             write_atomic(folder / name, lambda temporary, data=data: temporary.write_bytes(data))
-        document = report_document(sources, diagnostics, labels, runs, per_candidate, retrieval, paragraph, images)
+        stability = stability_table(sources)
+        document = report_document(
+            sources, diagnostics, labels, runs, per_candidate, retrieval, stability, paragraph, images
+        )
         write_text_atomic(folder / MARKDOWN, to_markdown(document))
         write_text_atomic(folder / HTML, to_html(document, images))
         write_text_atomic(folder / SUMMARY, summary_markdown(paragraph, diagnostics, per_candidate, retrieval))
@@ -107,6 +110,7 @@ def report_stage(
             "tables": {d.label: _table_numbers(d) for d in diagnostics},
             "ctr": {f"{r['backbone']}/{r['candidate']}": r["test_auc"] for r in per_candidate.iter_rows(named=True)},
             "retrieval": {_retrieval_name(r): {m: r[m] for m in METRICS} for r in retrieval.iter_rows(named=True)},
+            "stability": stability.to_dicts(),
         }
 
     return run_cached(output_root, STAGE, version, build)
@@ -119,6 +123,7 @@ def report_document(
     runs: pl.DataFrame,
     per_candidate: pl.DataFrame,
     retrieval: pl.DataFrame,
+    stability: pl.DataFrame,
     paragraph: str,
     images: dict[str, bytes],
 ) -> Document:
@@ -173,6 +178,15 @@ def report_document(
             summary_frame(diagnostics),
             notes=missing,
         ),
+        Section(
+            "Semantic-ID stability",
+            "Items whose Semantic ID (codes or collision suffix) changed when a table was re-indexed, against the "
+            "version before (since). Under a frozen tokenizer kept items keep their IDs and only new items are "
+            "encoded; after retraining, a model trained on the old IDs reads the changed ones wrongly.",
+            stability,
+        )
+        if not stability.is_empty()
+        else None,
         Section("Codebook usage per level", image=image("usage.png")),
         Section("Collisions", image=image("collisions.png")),
         Section(

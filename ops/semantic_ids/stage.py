@@ -1,9 +1,12 @@
 """Semantic-ID table versions: encode items with a frozen tokenizer and write immutable, versioned Parquet.
 
-A first version encodes every embedded item (`semantic_ids_stage`). Items added to the catalogue later are
-encoded with the same frozen checkpoint and appended as a NEW version whose manifest names its parent
-(`append_items_stage`); the parent's folder is never touched, and old items keep their IDs. Versions are
-content-addressed by the caching contract, so a downstream stage names the exact table it read.
+A first version encodes every embedded item (`semantic_ids_stage`). When the catalogue changes, the next version
+keeps the same frozen checkpoint (`append_items_stage`): items still in the catalogue keep their Semantic ID, new
+ones are encoded alone and appended, and items that left are moved to ``retired_items.parquet`` with their ID
+reserved, so an item that comes back gets its old ID and no other item ever takes it. The manifest names the
+parent version; the parent's folder is never touched. `next_table_version` picks what a run needs: the same
+version, an appended one, or (under another tokenizer) a fresh first version. Versions are content-addressed by
+the caching contract, so a downstream stage names the exact table it read.
 
 Codes are computed on the CPU whatever device trained the tokenizer: the CPU is the reference for frozen
 assignment, so a version's codes never depend on which machine appended it.
@@ -19,18 +22,20 @@ import numpy as np
 import polars as pl
 import torch
 
-from ops.caching import StageOutput, code_version, fingerprint, read_manifest, run_cached
+from ops.caching import StageOutput, code_version, existing_version, fingerprint, run_cached
 from ops.diagnostics.usage import level_usage
 from ops.embeddings.stage import read_embeddings
 from ops.quantizers.autoencoder import Tokenizer
 from ops.quantizers.stage import STAGE as TOKENIZER_STAGE
 from ops.quantizers.stage import load_tokenizer
-from ops.semantic_ids.table import collision_report, extend_table, semantic_id_table, table_codes
+from ops.semantic_ids.table import SCHEMA, collision_report, extend_table, semantic_id_table, table_codes
 from ops.tables import read_parquet, write_parquet_atomic
 
 SEMANTIC_IDS_CODE = Path(__file__).resolve().parent
 STAGE = "semantic_ids"
 TABLE = "semantic_ids.parquet"
+RETIRED = "retired_items.parquet"  # items that left the catalogue: their Semantic IDs stay reserved
+SOURCES = (SEMANTIC_IDS_CODE / "stage.py", SEMANTIC_IDS_CODE / "table.py")  # the code a table version depends on
 
 
 def semantic_ids_stage(
@@ -64,35 +69,74 @@ def append_items_stage(
     embeddings: StageOutput,
     run_info: Mapping[str, Any] | None = None,
 ) -> StageOutput:
-    """A new version: ``previous`` plus the items of ``embeddings`` it lacks, encoded by the same frozen
-    tokenizer (items already in ``previous`` keep their row, even if their embedding changed since)."""
+    """The next version under ``previous``'s frozen tokenizer, for the items of ``embeddings``.
+
+    Items of ``previous`` still embedded keep their row (even if their text changed since: an ID is stable);
+    retired items that are embedded again get their reserved row back; only items never seen are encoded, and
+    their suffixes continue after every ID used so far, retired ones included.
+    """
     version_fingerprint = fingerprint(
         {"parent": previous.fingerprint, "embeddings": embeddings.fingerprint, "code": _code()}
     )
-    tokenizer_fingerprint = previous.manifest["tokenizer"]["fingerprint"]
-    tokenizer_folder = Path(output_root) / TOKENIZER_STAGE / tokenizer_fingerprint
-    tokenizer = StageOutput(
-        TOKENIZER_STAGE, tokenizer_fingerprint, str(tokenizer_folder), read_manifest(tokenizer_folder)
-    )
+    tokenizer = _tokenizer_of(output_root, previous)
 
     def build(folder: Path) -> dict[str, Any]:
-        old = read_table(previous)
+        known = pl.concat([read_table(previous), read_retired(previous)])
         item_ids, vectors = read_embeddings(embeddings)
-        known = set(old["item_id"].to_list())
-        new_rows = [i for i, item_id in enumerate(item_ids) if item_id not in known]
+        known_ids = set(known["item_id"].to_list())
+        new_rows = [i for i, item_id in enumerate(item_ids) if item_id not in known_ids]
         model = load_tokenizer(tokenizer)
-        codes = encode(model, vectors[new_rows])
-        table = extend_table(old, [item_ids[i] for i in new_rows], codes)
-        write_parquet_atomic(table, folder / TABLE)
+        every = extend_table(known, [item_ids[i] for i in new_rows], encode(model, vectors[new_rows]))
+        current = every.filter(pl.col("item_id").is_in(item_ids))
+        retired = every.filter(~pl.col("item_id").is_in(item_ids))
+        write_parquet_atomic(current, folder / TABLE)
+        write_parquet_atomic(retired, folder / RETIRED)
         version = previous.manifest["version"] + 1
-        manifest = table_manifest(table, model, tokenizer, embeddings, version, previous.fingerprint, run_info)
-        return {**manifest, "n_new_items": len(new_rows)}
+        manifest = table_manifest(current, model, tokenizer, embeddings, version, previous.fingerprint, run_info)
+        returned = read_retired(previous)["item_id"].is_in(item_ids).sum()
+        return {
+            **manifest,
+            "n_new_items": len(new_rows),
+            "n_returned_items": int(returned),
+            "n_retired_items": len(retired),
+        }
 
     return run_cached(output_root, STAGE, version_fingerprint, build)
 
 
+def next_table_version(
+    output_root: Path,
+    tokenizer: StageOutput,
+    embeddings: StageOutput,
+    previous: StageOutput | None,
+    run_info: Mapping[str, Any] | None = None,
+) -> StageOutput:
+    """The table a run should publish, given the version it published last (``previous``, None for the first).
+
+    Same tokenizer and embeddings: ``previous`` itself (nothing to do). Same tokenizer, other embeddings (items
+    added, removed or re-embedded): a version appended to ``previous``, so every kept item keeps its ID. Another
+    tokenizer (retrained, or another config): a first version, since old codes mean nothing under new codebooks.
+    """
+    if previous is not None and previous.manifest["tokenizer"]["fingerprint"] == tokenizer.fingerprint:
+        if previous.manifest["embeddings"]["fingerprint"] == embeddings.fingerprint:
+            return previous
+        return append_items_stage(output_root, previous, embeddings, run_info)
+    return semantic_ids_stage(output_root, tokenizer, embeddings, run_info)
+
+
 def read_table(stage: StageOutput) -> pl.DataFrame:
     return read_parquet(stage.file(TABLE))
+
+
+def read_retired(stage: StageOutput) -> pl.DataFrame:
+    """The retired items of a version (their reserved IDs); none for a first version."""
+    path = stage.file(RETIRED)
+    return read_parquet(path) if path.is_file() else pl.DataFrame(schema=SCHEMA)
+
+
+def _tokenizer_of(output_root: Path, table: StageOutput) -> StageOutput:
+    """The tokenizer stage version that encoded ``table``."""
+    return existing_version(output_root, TOKENIZER_STAGE, table.manifest["tokenizer"]["fingerprint"])
 
 
 def encode(model: Tokenizer, vectors: np.ndarray) -> np.ndarray:
@@ -141,4 +185,4 @@ def table_manifest(
 
 
 def _code() -> str:
-    return code_version(SEMANTIC_IDS_CODE)
+    return code_version(*SOURCES)

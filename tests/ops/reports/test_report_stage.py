@@ -8,6 +8,7 @@ import pytest
 
 from ops.reports.stage import HTML, MARKDOWN, ReportConfig, report_stage
 from ops.retrieval.stage import most_popular_stage
+from ops.semantic_ids.changes import compare_versions
 from tests.ops.reports.conftest import ITEMS, USERS, HandMade, handmade_dataset
 
 
@@ -98,3 +99,24 @@ def test_files_and_figures_of_a_report_without_tokenizer_vectors(handmade):
     for name in manifest["files"]:
         assert output.file(name).stat().st_size > 0
     assert json.loads(output.file("manifest.json").read_text())["answer"] == manifest["answer"]
+
+
+def test_stability_section_counts_the_ids_that_moved_at_each_reindexing(handmade):
+    made = handmade
+    before, after = made.table("rqvae", 2, seed=0), made.table("rqvae", 2, seed=1)  # a retrained table
+    assert "Semantic-ID stability" not in render(made).file(MARKDOWN).read_text(), "nothing re-indexed yet"
+    changes = compare_versions(made.root, before, after).manifest
+    elsewhere = handmade_dataset(made.root, "elsewhere")
+    foreign = made.table("rqvae", 2, seed=2, embeddings=elsewhere.embeddings)
+    compare_versions(made.root, before, foreign)  # ends at another data set's table: not this report's
+
+    output = render(made)
+    assert output.manifest["sources"]["semantic_id_changes"] == [compare_versions(made.root, before, after).fingerprint]
+    (row,) = output.manifest["stability"]
+    moved = changes["items_changed_semantic_id"]
+    assert 0 < moved <= len(ITEMS) and row["IDs changed"] == moved
+    assert row["since"] == before.fingerprint and row["table"] == f"RQ-VAE 2x4 ({after.fingerprint[:6]})"
+    assert row["tokenizer"] == "frozen"  # hand-made tables name the same (missing) tokenizer
+    assert (row["items kept"], row["added"], row["removed"]) == (len(ITEMS), 0, 0)
+    markdown = output.file(MARKDOWN).read_text()
+    assert "## Semantic-ID stability" in markdown and f"| {moved} |" in markdown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,14 @@ from ops.embeddings.stage import TABLE as EMBEDDINGS_TABLE
 from ops.embeddings.stage import embeddings_table
 from ops.quantizers.rqvae import RQVAEConfig
 from ops.quantizers.stage import train_tokenizer_stage
-from ops.semantic_ids.stage import TABLE, append_items_stage, read_table, semantic_ids_stage
+from ops.semantic_ids.stage import (
+    TABLE,
+    append_items_stage,
+    next_table_version,
+    read_retired,
+    read_table,
+    semantic_ids_stage,
+)
 from tests.ops.quantizers.conftest import clustered_embeddings
 
 
@@ -77,3 +85,49 @@ def test_new_items_are_appended_as_a_new_version_with_the_frozen_tokenizer(tmp_p
     expected = encode(load_tokenizer(tokenizer), extra)
     got = np.asarray(new.filter(pl.col("item_id").str.starts_with("new")).sort("item_id")["codes"].to_list())
     assert np.array_equal(got, expected)
+
+
+def test_retired_items_keep_their_id_reserved_and_get_it_back_when_they_return(tmp_path):
+    tokenizer, first = build_version(tmp_path, n_items=300)
+    vectors = clustered_embeddings(300, 24)
+    ids = [f"i{k:04d}" for k in range(300)]
+    kept = [k for k in range(300) if k % 10]  # every tenth item leaves the catalogue
+    shrunk = append_items_stage(tmp_path, first, embeddings_stage(tmp_path, [ids[k] for k in kept], vectors[kept]))
+    assert shrunk.manifest["n_items"] == 270 and shrunk.manifest["n_retired_items"] == 30
+    assert shrunk.manifest["n_new_items"] == 0 and shrunk.manifest["n_returned_items"] == 0
+    original = read_table(first)
+    assert read_table(shrunk).equals(original.filter(pl.col("item_id").is_in([ids[k] for k in kept])))
+    assert read_retired(shrunk)["item_id"].to_list() == [ids[k] for k in range(0, 300, 10)]
+
+    # they come back, with a new item whose codes are those of a retired one: it must not take the retired ID
+    twin = vectors[:1]
+    ids_back = [*ids, "new0"]
+    restored = append_items_stage(
+        tmp_path, shrunk, embeddings_stage(tmp_path, ids_back, np.concatenate([vectors, twin]))
+    )
+    assert restored.manifest["n_returned_items"] == 30 and restored.manifest["n_new_items"] == 1
+    table = read_table(restored)
+    assert table.filter(pl.col("item_id") != "new0").equals(original), "returning items got their old IDs back"
+    assert read_retired(restored).is_empty()
+    assert table.select(pl.col("codes").cast(pl.List(pl.String)).list.join(" "), "collision_suffix").is_unique().all()
+    assert restored.manifest["tokenizer"]["fingerprint"] == tokenizer.fingerprint
+
+
+def test_next_table_version_keeps_appends_or_starts_over(tmp_path):
+    tokenizer, first = build_version(tmp_path, n_items=300)
+    embeddings = embeddings_stage(tmp_path, [f"i{k:04d}" for k in range(300)], clustered_embeddings(300, 24))
+    assert next_table_version(tmp_path, tokenizer, embeddings, None).fingerprint == first.fingerprint
+    assert next_table_version(tmp_path, tokenizer, embeddings, first) is first  # nothing changed
+
+    ids = [f"i{k:04d}" for k in range(300)] + ["new0"]
+    grown = embeddings_stage(
+        tmp_path, ids, np.concatenate([clustered_embeddings(300, 24), clustered_embeddings(1, 24)])
+    )
+    appended = next_table_version(tmp_path, tokenizer, grown, first)
+    assert appended.manifest["parent"] == first.fingerprint and appended.manifest["n_new_items"] == 1
+
+    config = RQVAEConfig.test()
+    other = train_tokenizer_stage(tmp_path, replace(config, train=replace(config.train, seed=1)), grown)
+    fresh = next_table_version(tmp_path, other, grown, appended)
+    assert fresh.manifest["version"] == 1 and fresh.manifest["parent"] is None
+    assert fresh.manifest["tokenizer"]["fingerprint"] == other.fingerprint
