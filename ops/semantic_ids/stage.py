@@ -81,7 +81,8 @@ def append_items_stage(
     tokenizer = _tokenizer_of(output_root, previous)
 
     def build(folder: Path) -> dict[str, Any]:
-        known = pl.concat([read_table(previous), read_retired(previous)])
+        reserved = read_retired(previous)
+        known = pl.concat([read_table(previous), reserved])
         item_ids, vectors = read_embeddings(embeddings)
         known_ids = set(known["item_id"].to_list())
         new_rows = [i for i, item_id in enumerate(item_ids) if item_id not in known_ids]
@@ -93,7 +94,7 @@ def append_items_stage(
         write_parquet_atomic(retired, folder / RETIRED)
         version = previous.manifest["version"] + 1
         manifest = table_manifest(current, model, tokenizer, embeddings, version, previous.fingerprint, run_info)
-        returned = read_retired(previous)["item_id"].is_in(item_ids).sum()
+        returned = reserved["item_id"].is_in(item_ids).sum()
         return {
             **manifest,
             "n_new_items": len(new_rows),
