@@ -76,3 +76,15 @@ def test_the_best_epoch_is_restored_and_frozen_weights_are_not_copied():
     assert torch.equal(model[0].weight, snapshots[1])
     assert torch.equal(model[1].weight, frozen)
     assert set(trained_state(model)) == {"0.weight", "0.bias"}
+
+
+def test_patience_counts_only_the_validations_after_warm_up():
+    """Validation never improves; warm-up takes the first 10 of 100 planned steps (one step per epoch): the run
+    stops ``patience`` epochs after the last warm-up epoch, not ``patience`` epochs after the start."""
+    config = TrainConfig(lr=1e-2, warmup=0.1, max_epochs=100, max_train_seconds=1e6, patience=3)
+    model, task = counting_task(step_seconds=0.0)
+    result = fit(model, task, config)
+    assert result.stopped == "patience"
+    assert len(result.history) == 9 + 3  # epochs 1-9 end inside the warm-up (progress < 0.1), then 3 more
+    no_warmup = fit(*counting_task(step_seconds=0.0), TrainConfig(warmup=0.0, max_epochs=100, patience=3))
+    assert len(no_warmup.history) == 1 + 3  # the first validation is the best, then 3 without gain
