@@ -11,9 +11,10 @@ from pydantic import Field
 from assets.choices import one_of
 from assets.families import TABLE_KEYS, TableChoice, chosen_table, table_metadata
 from assets.ingest import dataset_partitions
+from assets.pipes import pipes_launch
 from assets.publishing import curve_metrics, partition_of, publish, tracked_run
 from ops.caching import StageOutput
-from ops.compute.ctr_ddp import ddp_train_ctr_stage, epoch_log
+from ops.compute.ctr_ddp import ddp_train_ctr_stage
 from ops.ctr.labels import MODES, LabelConfig
 from ops.ctr.models import MODELS
 from ops.ctr.stage import CHECKPOINT, HISTORY, TRAIN_STAGE, CTRConfig, ctr_samples_stage, read_samples, train_ctr_stage
@@ -129,15 +130,15 @@ def ctr_model(
     tokenizer = table.manifest["tokenizer"]["kind"] if table else "none"
     with tracked_run(context, mlflow, TRAIN_STAGE, params, tokenizer=tokenizer) as run:
         log_epoch = _epoch_logger(context, run)
-        if config.ddp_processes >= 2:
-
-            def on_line(line: str) -> None:
-                entry = epoch_log(line)
-                if entry is not None:
-                    log_epoch(entry)
-
+        if config.ddp_processes >= 2:  # rank 0 streams its log and epochs back through Dagster Pipes
             output = ddp_train_ctr_stage(
-                storage.output_path, ctr_samples, kcore_dataset, table, settings, config.ddp_processes, on_line=on_line
+                storage.output_path,
+                ctr_samples,
+                kcore_dataset,
+                table,
+                settings,
+                config.ddp_processes,
+                launch_env=lambda: pipes_launch(context, log_epoch),
             )
         else:
             output = train_ctr_stage(storage.output_path, ctr_samples, kcore_dataset, table, settings, log_epoch)

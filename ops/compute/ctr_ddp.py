@@ -4,7 +4,8 @@
 `ops.ctr.stage.train_ctr_stage`, plus the world size); it launches ``python -m ops.compute.ctr_ddp`` on
 ``nproc`` processes. Every rank holds the whole (small, encoded) sample matrix, draws the same shuffles, and
 trains through `SplitBatch`, so the unchanged `ops.ctr.train.fit` loop gives one process's loss curve. Rank 0
-prints each epoch as a JSON line (what the launcher, or a Dagster pipes reader, streams back) and writes the files.
+reports through `ops.compute.progress` (Dagster Pipes when an asset launched the job, and its printed output) and
+writes the files.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.distributed as dist
 
 from ops.caching import StageOutput, code_version, existing_version, fingerprint, run_cached
-from ops.compute.ddp import SplitBatch, init_from_env
-from ops.compute.torchrun import LineFn, torchrun
+from ops.compute.ddp import Rank, SplitBatch, init_from_env
+from ops.compute.progress import JobProgress, epoch_entry, job_progress
+from ops.compute.torchrun import LaunchEnv, LineFn, torchrun
 from ops.ctr.models import build_model
 from ops.ctr.stage import (
     CHECKPOINT,
@@ -34,7 +37,7 @@ from ops.ctr.stage import (
 from ops.ctr.train import fit
 from ops.tables import write_text_atomic
 
-EPOCH_PREFIX = "ctr-epoch "  # marks rank 0's per-epoch JSON lines in the job's output
+EPOCH_PREFIX = "ctr-epoch "  # marks rank 0's per-epoch JSON lines in the job's printed output
 RESULT = "result.json"  # rank 0's manifest entries, read back by the stage and then removed
 
 
@@ -47,8 +50,10 @@ def ddp_train_ctr_stage(
     nproc: int = 2,
     threads: int = 1,
     on_line: LineFn | None = None,
+    launch_env: LaunchEnv | None = None,
 ) -> StageOutput:
-    """One CTR model trained by ``nproc`` DDP processes of ``threads`` threads each (cached like any stage)."""
+    """One CTR model trained by ``nproc`` DDP processes of ``threads`` threads each (cached like any stage);
+    ``on_line`` and ``launch_env`` as in `torchrun` (a cache hit launches nothing)."""
     stage_fingerprint = fingerprint(
         {
             **training_inputs(samples, kcore, sid_table, config),
@@ -60,7 +65,7 @@ def ddp_train_ctr_stage(
     def build(folder: Path) -> dict[str, Any]:
         args = ["--samples", samples.path, "--kcore", kcore.path, "--config", json.dumps(config.to_dict())]
         args += ["--out", str(folder)] + (["--sid-table", sid_table.path] if sid_table is not None else [])
-        torchrun(__name__, args, nproc, threads, on_line)
+        torchrun(__name__, args, nproc, threads, on_line, launch_env)
         result = folder / RESULT
         entries = json.loads(result.read_text())
         result.unlink()
@@ -70,9 +75,8 @@ def ddp_train_ctr_stage(
 
 
 def epoch_log(line: str) -> dict[str, Any] | None:
-    """The epoch entry in one line of the job's output, or None for any other line."""
-    _, found, payload = line.partition(EPOCH_PREFIX)
-    return json.loads(payload) if found else None
+    """The epoch entry in one printed line of the job's output, or None for any other line."""
+    return epoch_entry(line, EPOCH_PREFIX)
 
 
 def _stage(path: str) -> StageOutput:
@@ -90,19 +94,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     rank = init_from_env()
+    with job_progress(EPOCH_PREFIX, rank.is_main) as progress:
+        _train(args, rank, progress)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def _train(args: argparse.Namespace, rank: Rank, progress: JobProgress) -> None:
+    """One rank's share of the job; rank 0 reports each epoch and writes the model, its history and manifest."""
     config = CTRConfig.from_dict(json.loads(args.config))
     sid_table = _stage(args.sid_table) if args.sid_table else None
     encoded, data = training_data(_stage(args.samples), _stage(args.kcore), sid_table, config, rank.device)
-
-    def report(log: dict[str, Any]) -> None:
-        if rank.is_main:
-            print(EPOCH_PREFIX + json.dumps(log), flush=True)
-
+    progress.log(
+        f"DDP {config.backbone}: {rank.world} ranks ({dist.get_backend()}), each {torch.get_num_threads()} thread(s), "
+        f"global batch {config.train.batch_size}, at most {config.train.max_epochs} epochs"
+    )
     model, result = fit(
         lambda: SplitBatch(build_model(config.backbone, config.resolved_model(), encoded.features, config.fusion)),
         data,
         config.train,
-        report,
+        progress.epoch,
     )
     if rank.is_main:
         out = Path(args.out)
@@ -123,8 +134,7 @@ def main(argv: list[str] | None = None) -> None:
             "ddp": {"world": rank.world, "backend": dist.get_backend()},
         }
         write_text_atomic(out / RESULT, json.dumps(entries, default=str))
-    dist.barrier()
-    dist.destroy_process_group()
+        progress.log(f"rank 0 wrote the checkpoint: best epoch {result.best_epoch}, test AUC {result.test_auc:.4f}")
 
 
 if __name__ == "__main__":

@@ -142,12 +142,19 @@ def test_scaling_study_writes_both_tables_and_nests_one_mlflow_run_per_cell(shar
 
 
 def test_ctr_model_on_two_ddp_processes_matches_one_process(shared_data, tmp_resources):
-    """`ddp_processes: 2` launches torchrun (gloo) from the asset: its per-epoch losses, streamed back into MLflow,
-    match the one-process model's on the same global batch, and its checkpoint loads."""
+    """`ddp_processes: 2` launches torchrun (gloo) from the asset through Dagster Pipes: rank 0's log lines reach the
+    run's log and its per-epoch losses reach MLflow; they match the one-process model's on the same global batch,
+    and its checkpoint loads."""
     shared_data("amazon2018-gift-cards")
     instance = DagsterInstance.ephemeral()
     single = materialize_ctr(tmp_resources, instance, SMALL_CTR).output_for_node("ctr_model")
-    ddp = materialize_ctr(tmp_resources, instance, {**SMALL_CTR, "ddp_processes": 2}).output_for_node("ctr_model")
+    launched = materialize_ctr(tmp_resources, instance, {**SMALL_CTR, "ddp_processes": 2})
+    ddp = launched.output_for_node("ctr_model")
+    messages = [entry.user_message for entry in instance.all_logs(launched.run_id)]
+    assert any("successfully opened dagster pipes" in message for message in messages)
+    assert any("DDP deepfm: 2 ranks (gloo)" in message for message in messages)  # written by rank 0, via Pipes
+    assert any("rank 0 wrote the checkpoint" in message for message in messages)
+    assert not any("[pipes] did not receive" in message for message in messages)
     assert ddp.fingerprint != single.fingerprint  # a version of its own: float sums run in another order
     single_history = json.loads(single.file("history.json").read_text())
     ddp_history = json.loads(ddp.file("history.json").read_text())
