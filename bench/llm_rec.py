@@ -39,7 +39,6 @@ from bench.common import command_line, print_table, write_result
 from bench.retrieval import (
     BEAMS,
     METRICS,
-    OUTPUT_ROOT,
     SCALE,
     Setting,
     epoch_printer,
@@ -85,9 +84,9 @@ def llm(setting: Setting, spec: str, seed: int, model: str) -> dict[str, Any]:
     )
     items = setting.prepared.kcore
     trained = train_llm_recommender_stage(
-        OUTPUT_ROOT, setting.splits, table, config, items, epoch_printer(f"llm {spec} seed {seed}")
+        setting.output_root, setting.splits, table, config, items, epoch_printer(f"llm {spec} seed {seed}")
     )
-    evaluation = evaluate_llm_recommender_stage(OUTPUT_ROOT, trained, setting.splits, table, items, beams=BEAMS)
+    evaluation = evaluate_llm_recommender_stage(setting.output_root, trained, setting.splits, table, items, beams=BEAMS)
     m, e = trained.manifest, evaluation.manifest
     return {
         "model": f"semid LLM recommender ({', '.join([model, f'{kind} {SCALE}x256', *options])})",
@@ -130,7 +129,8 @@ def main() -> None:
                 record = llm(setting, spec, seed, args.model)
             else:
                 raise SystemExit(f"unknown part {part!r}")
-            figures["parts"].update(part_entry(record, part, seed, setting, args.users, start, command))
+            seconds = time.perf_counter() - start
+            figures["parts"].update(part_entry(record, part, seed, setting, args.users, seconds, command))
             print_table([{k: v for k, v in record.items() if k != "phases"}])
             figures["rows"] = summary(figures["parts"])
             write_result(args.name, figures, NOTES)  # after every part: an interrupted run keeps what it finished

@@ -24,6 +24,13 @@ its seeds.
     python -m bench.retrieval --parts decoder:moc sasrec --seeds 0 1 2    # the best Semantic-ID model, 3 seeds
     python -m bench.retrieval --parts speed:rqvae --speed-seconds 60      # the training-speed ratio alone
     python -m bench.retrieval --parts decoder:rqvae --budget-minutes 1 --users 2000 --name retrieval-smoke
+
+On a Ray cluster the parts run as tasks, ``--workers`` at once, each reserving ``--cpus-per-worker`` CPUs (its
+torch threads) and ``--gpus-per-worker`` GPUs; results are merged here in the parts' order, and a part whose
+worker died runs again (its finished models are cache hits). Budgets only compare between parts that got the
+same resources; on this 2-core machine run them locally, one after another.
+
+    python -m bench.retrieval --compute ray --ray-address HEAD:6379 --cpus-per-worker 8 --gpus-per-worker 1
 """
 
 from __future__ import annotations
@@ -35,9 +42,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see ops/__init__.py; set 
 import argparse
 import datetime as dt
 import json
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +56,7 @@ import torch
 
 from bench.common import RESULTS, command_line, print_table, write_result
 from ops.caching import StageOutput, fingerprint, run_cached
+from ops.compute import ComputeConfig, ComputeMode, Executor, LocalExecutor, executor
 from ops.device import placement
 from ops.embeddings.stage import read_embeddings
 from ops.pipeline import Prepared, prepare, semantic_id_version
@@ -107,17 +117,23 @@ class Setting:
     prepared: Prepared
     splits: StageOutput  # the data set's split, or a seeded subset of its users (--users)
     budget: float  # training seconds of every trained model
+    output_root: Path = OUTPUT_ROOT  # where every stage is cached
 
     @classmethod
     def on_beauty(cls, users: int, budget_minutes: float) -> Setting:
         """Beauty's cached stages, all its users or a seeded subset of ``users`` of them, and the budget."""
-        prepared = prepare(DATASET, DATA_ROOT, OUTPUT_ROOT)
-        splits = user_subset(prepared.splits, users) if users else prepared.splits
-        return cls(prepared, splits, budget_minutes * 60)
+        return cls.on(DATASET, users, budget_minutes)
+
+    @classmethod
+    def on(cls, dataset: str, users: int, budget_minutes: float, output_root: Path = OUTPUT_ROOT) -> Setting:
+        """``dataset``'s cached stages under ``output_root``, all its users or a seeded subset, and the budget."""
+        prepared = prepare(dataset, DATA_ROOT, output_root)
+        splits = user_subset(prepared.splits, users, output_root) if users else prepared.splits
+        return cls(prepared, splits, budget_minutes * 60, output_root)
 
     def table(self, kind: str) -> StageOutput:
         """The ``kind`` 3x256 Semantic-ID table of the data set's items (built and cached on first use)."""
-        _, table = semantic_id_version(OUTPUT_ROOT, self.prepared.embeddings, scaled_config(kind, SCALE, {}))
+        _, table = semantic_id_version(self.output_root, self.prepared.embeddings, scaled_config(kind, SCALE, {}))
         return table
 
     def data(self, kind: str, sequence: Any) -> SIDData:
@@ -127,7 +143,7 @@ class Setting:
 
 
 def most_popular(setting: Setting) -> dict[str, Any]:
-    stage = most_popular_stage(OUTPUT_ROOT, setting.splits)
+    stage = most_popular_stage(setting.output_root, setting.splits)
     return {
         "model": "most popular",
         **metric_values(stage.manifest["test"]),
@@ -138,7 +154,7 @@ def most_popular(setting: Setting) -> dict[str, Any]:
 def sasrec(setting: Setting, seed: int) -> dict[str, Any]:
     defaults = SASRecConfig()
     config = replace(defaults, train=replace(defaults.train, max_train_seconds=setting.budget, seed=seed))
-    stage = train_sasrec_stage(OUTPUT_ROOT, setting.splits, config, epoch_printer(f"SASRec seed {seed}"))
+    stage = train_sasrec_stage(setting.output_root, setting.splits, config, epoch_printer(f"SASRec seed {seed}"))
     m = stage.manifest
     return {
         "model": "semid SASRec",
@@ -161,8 +177,8 @@ def sid_model(setting: Setting, name: str, spec: str, seed: int) -> dict[str, An
         "tiger": (train_tiger_stage, evaluate_tiger_stage),
     }[name]
     print(f"{name} on {kind} table {table.fingerprint}, seed {seed}: at most {setting.budget:.0f} s", flush=True)
-    model = train(OUTPUT_ROOT, setting.splits, table, config, epoch_printer(f"{name} {kind} seed {seed}"))
-    evaluation = evaluate(OUTPUT_ROOT, model, setting.splits, table, beams=BEAMS)
+    model = train(setting.output_root, setting.splits, table, config, epoch_printer(f"{name} {kind} seed {seed}"))
+    evaluation = evaluate(setting.output_root, model, setting.splits, table, beams=BEAMS)
     e = evaluation.manifest
     label = "decoder-only" if name == "decoder" else "TIGER"
     return {
@@ -238,7 +254,7 @@ def decoding(setting: Setting, kind: str, n_users: int) -> dict[str, Any]:
     """Users/s of semid's beam search and of `generate(prefix_allowed_tokens_fn=...)`, same TIGER, users, beams."""
     defaults = TIGERConfig()
     config = replace(defaults, train=replace(defaults.train, max_train_seconds=setting.budget))
-    model_stage = train_tiger_stage(OUTPUT_ROOT, setting.splits, setting.table(kind), config)
+    model_stage = train_tiger_stage(setting.output_root, setting.splits, setting.table(kind), config)
     model, config, _ = load_tiger(model_stage.file(CHECKPOINT))
     data = setting.data(kind, config.sequence)
     test = data.evaluation("test")
@@ -316,7 +332,7 @@ def cornac(setting: Setting, eval_users: int) -> list[dict[str, Any]]:
     ]
 
 
-def user_subset(splits: StageOutput, users: int, seed: int = 0) -> StageOutput:
+def user_subset(splits: StageOutput, users: int, output_root: Path, seed: int = 0) -> StageOutput:
     """A cached splits version holding a seeded sample of ``users`` users of ``splits`` (every row of each)."""
 
     def build(folder: Path) -> dict[str, Any]:
@@ -327,7 +343,68 @@ def user_subset(splits: StageOutput, users: int, seed: int = 0) -> StageOutput:
         return {"parent": splits.fingerprint, "users": len(chosen), "seed": seed}
 
     version = fingerprint({"parent": splits.fingerprint, "users": users, "seed": seed})
-    return run_cached(OUTPUT_ROOT, "bench_splits", version, build)
+    return run_cached(output_root, "bench_splits", version, build)
+
+
+@dataclass(frozen=True)
+class PartOptions:
+    """The settings of the speed, decoding and cornac parts."""
+
+    speed_seconds: float = 60.0
+    decode_users: int = 300
+    cornac_eval_users: int = 500
+
+
+@dataclass(frozen=True)
+class Job:
+    """One part at one seed: what one worker runs."""
+
+    part: str
+    seed: int
+
+
+def jobs(parts: list[str], seeds: list[int]) -> list[Job]:
+    """Every (part, seed) to run, in order; parts that train nothing run once, at seed 0."""
+    return [
+        Job(part, seed)
+        for part in parts
+        for seed in (seeds if part.partition(":")[0] in ("sasrec", "decoder", "tiger") else [0])
+    ]
+
+
+def run_job(setting: Setting, options: PartOptions, job: Job) -> tuple[list[dict[str, Any]], float]:
+    """The records of one part at one seed, and its wall seconds (where it ran: here or on a Ray worker)."""
+    start = time.perf_counter()
+    name, _, kind = job.part.partition(":")
+    if name == "most_popular":
+        records = [most_popular(setting)]
+    elif name == "sasrec":
+        records = [sasrec(setting, job.seed)]
+    elif name in ("decoder", "tiger"):
+        records = [sid_model(setting, name, kind, job.seed)]
+    elif name == "speed":
+        records = [speed(setting, kind, options.speed_seconds, options.decode_users)]
+    elif name == "decoding":
+        records = [decoding(setting, kind, options.decode_users)]
+    elif name == "cornac":
+        records = cornac(setting, options.cornac_eval_users)
+    else:
+        raise ValueError(f"unknown part {job.part!r}")
+    return records, time.perf_counter() - start
+
+
+def run_jobs(
+    setting: Setting, options: PartOptions, todo: list[Job], executor: Executor
+) -> Iterator[tuple[Job, list[dict[str, Any]], float]]:
+    """Each job's records and wall seconds, in order, computed where ``executor`` runs work: one after another
+    in this process (local), or as Ray tasks that each reserve the executor's CPUs (and GPUs) per worker. Every
+    trained model is a cached stage, so a job whose worker died is simply run again, and a re-run is cache hits."""
+    if not isinstance(executor, LocalExecutor):  # workers import the installed packages, not this folder
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(sys.modules[__package__])
+    for job, (records, seconds) in zip(todo, executor.map(partial(run_job, setting, options), todo), strict=True):
+        yield job, records, seconds
 
 
 def main() -> None:
@@ -339,36 +416,36 @@ def main() -> None:
     parser.add_argument("--speed-seconds", type=float, default=60.0, help="training seconds of each model (speed)")
     parser.add_argument("--decode-users", type=int, default=300, help="test users of the speed/decoding parts")
     parser.add_argument("--cornac-eval-users", type=int, default=500, help="cornac TIGER decodes one user at a time")
+    parser.add_argument("--dataset", default=DATASET, help="any registered data set (the figures above: Beauty)")
+    parser.add_argument("--compute", choices=[m.value for m in ComputeMode], default="local", help="where parts run")
+    parser.add_argument("--ray-address", default="", help="Ray cluster to join (host:port); empty: a private one")
+    parser.add_argument("--workers", type=int, default=2, help="ray: parts running at once (private cluster's CPUs)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="ray: CPUs (torch threads) of each part")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs of each part")
     parser.add_argument("--name", default="retrieval", help="results file bench/results/<name>.json")
     args = parser.parse_args()
 
-    setting = Setting.on_beauty(args.users, args.budget_minutes)
-    figures = previous_figures(args.name)
+    setting = Setting.on(args.dataset, args.users, args.budget_minutes)
+    options = PartOptions(args.speed_seconds, args.decode_users, args.cornac_eval_users)
+    compute = ComputeConfig(
+        mode=args.compute,
+        address=args.ray_address,
+        workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker,
+        gpus_per_worker=args.gpus_per_worker,
+    )
+    figures = previous_figures(args.name, args.dataset)
     command = command_line()
-    for part in args.parts:
-        name, _, kind = part.partition(":")
-        seeded_part = name in ("sasrec", "decoder", "tiger")
-        for seed in args.seeds if seeded_part else [0]:
-            start = time.perf_counter()
-            if name == "most_popular":
-                records = [most_popular(setting)]
-            elif name == "sasrec":
-                records = [sasrec(setting, seed)]
-            elif name in ("decoder", "tiger"):
-                records = [sid_model(setting, name, kind, seed)]
-            elif name == "speed":
-                records = [speed(setting, kind, args.speed_seconds, args.decode_users)]
-            elif name == "decoding":
-                records = [decoding(setting, kind, args.decode_users)]
-            elif name == "cornac":
-                records = cornac(setting, args.cornac_eval_users)
-            else:
-                raise SystemExit(f"unknown part {part!r}")
+    running = executor(compute)
+    try:
+        for job, records, seconds in run_jobs(setting, options, jobs(args.parts, args.seeds), running):
             for record in records:
-                figures["parts"].update(part_entry(record, part, seed, setting, args.users, start, command))
+                figures["parts"].update(part_entry(record, job.part, job.seed, setting, args.users, seconds, command))
                 print_table([{k: v for k, v in record.items() if k != "notes"}])
             figures["rows"] = summary(figures["parts"])
             write_result(args.name, figures)  # after every part: an interrupted run keeps what it finished
+    finally:
+        running.close()
     print("\nall parts")
     print_table(
         [{k: row.get(k) for k in ("model", "seeds", "budget_seconds", *METRICS[2:4])} for row in figures["rows"]]
@@ -396,10 +473,10 @@ def summary(parts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def part_entry(
-    record: dict[str, Any], part: str, seed: int, setting: Setting, users: int, start: float, command: str
+    record: dict[str, Any], part: str, seed: int, setting: Setting, users: int, seconds: float, command: str
 ) -> dict[str, dict[str, Any]]:
     """``{key: entry}`` for ``figures["parts"]``: the part's record with what it ran under (budget, users, split,
-    threads, wall time since ``start``, command, date); the key names model, budget, users and seed."""
+    threads, its wall ``seconds``, command, date); the key names model, budget, users and seed."""
     key = f"{record['model']} | budget {setting.budget:.0f}s | users {users or 'all'} | seed {seed}"
     entry = {
         **record,
@@ -409,23 +486,25 @@ def part_entry(
         "users": users or "all",
         "splits": setting.splits.fingerprint,
         "threads": placement().threads,
-        "wall_seconds": round(time.perf_counter() - start, 1),
+        "wall_seconds": round(seconds, 1),
         "command": command,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     return {key: entry}
 
 
-def previous_figures(name: str) -> dict[str, Any]:
+def previous_figures(name: str, dataset: str = DATASET) -> dict[str, Any]:
     """The figures of bench/results/<name>.json to merge into; a file from before parts existed is kept whole
-    under ``superseded``."""
+    under ``superseded``. A file of another data set is an error: name the run (--name) for its data set."""
     path = RESULTS / f"{name}.json"
     if not path.is_file():
-        return {"dataset": DATASET, "parts": {}}
+        return {"dataset": dataset, "parts": {}}
     previous = json.loads(path.read_text())
+    if previous["figures"].get("dataset", dataset) != dataset:
+        raise SystemExit(f"{path} holds {previous['figures']['dataset']}, not {dataset}: pass another --name")
     if "parts" in previous["figures"]:
         return previous["figures"]
-    return {"dataset": DATASET, "parts": {}, "superseded": previous}
+    return {"dataset": dataset, "parts": {}, "superseded": previous}
 
 
 def metric_values(values: dict[str, float]) -> dict[str, float]:
