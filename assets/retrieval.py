@@ -46,7 +46,13 @@ class RetrievalTrainParams(Config):
         description="Wall-clock budget of the whole fit (steps + validations); the best epoch so far is kept.",
     )
     max_epochs: int = Field(default=DEFAULT_TRAIN.max_epochs, description="Upper bound on epochs.")
-    patience: int = Field(default=DEFAULT_TRAIN.patience, description="Validations without a better Recall@10.")
+    patience: int = Field(
+        default=DEFAULT_TRAIN.patience, description="Validations after warm-up without a better Recall@10 ..."
+    )
+    patience_share: float = Field(
+        default=DEFAULT_TRAIN.patience_share,
+        description="... and at least this share of the run (budget or planned steps) without one, before stopping.",
+    )
     eval_users: int = Field(
         default=DEFAULT_TRAIN.eval_users, description="Seeded sample of validation users per epoch (0 = all)."
     )
@@ -58,6 +64,7 @@ class RetrievalTrainParams(Config):
             max_train_seconds=self.max_train_seconds,
             max_epochs=self.max_epochs,
             patience=self.patience,
+            patience_share=self.patience_share,
             eval_users=self.eval_users,
             seed=self.seed,
         )

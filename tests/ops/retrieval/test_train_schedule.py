@@ -4,6 +4,7 @@ end of the budget or of the planned steps, whichever comes first; a constant rat
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -81,10 +82,21 @@ def test_the_best_epoch_is_restored_and_frozen_weights_are_not_copied():
 def test_patience_counts_only_the_validations_after_warm_up():
     """Validation never improves; warm-up takes the first 10 of 100 planned steps (one step per epoch): the run
     stops ``patience`` epochs after the last warm-up epoch, not ``patience`` epochs after the start."""
-    config = TrainConfig(lr=1e-2, warmup=0.1, max_epochs=100, max_train_seconds=1e6, patience=3)
+    config = TrainConfig(lr=1e-2, warmup=0.1, max_epochs=100, max_train_seconds=1e6, patience=3, patience_share=0)
     model, task = counting_task(step_seconds=0.0)
     result = fit(model, task, config)
     assert result.stopped == "patience"
     assert len(result.history) == 9 + 3  # epochs 1-9 end inside the warm-up (progress < 0.1), then 3 more
-    no_warmup = fit(*counting_task(step_seconds=0.0), TrainConfig(warmup=0.0, max_epochs=100, patience=3))
-    assert len(no_warmup.history) == 1 + 3  # the first validation is the best, then 3 without gain
+    no_warmup = replace(config, warmup=0.0)
+    assert len(fit(*counting_task(step_seconds=0.0), no_warmup).history) == 1 + 3  # the first is the best
+
+
+def test_patience_also_waits_for_its_share_of_the_run():
+    """Three validations without gain are not enough on their own: the run also goes on until a quarter of its
+    progress (25.5 of 100 planned steps, so 26 epochs) has passed since warm-up ended, since many short epochs of a
+    small data set validate on noise."""
+    config = TrainConfig(lr=1e-2, warmup=0.1, max_epochs=100, max_train_seconds=1e6, patience=3, patience_share=0.255)
+    result = fit(*counting_task(step_seconds=0.0), config)
+    assert result.stopped == "patience" and len(result.history) == 10 + 26  # progress 0.36 >= warm-up + 0.255
+    with pytest.raises(ValueError, match="patience_share"):
+        TrainConfig(patience_share=1.5)
