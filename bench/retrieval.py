@@ -106,6 +106,7 @@ DEFAULT_PARTS = (
     "speed:rqvae",
     "decoding:moc",
 )
+PART_NAMES = ("most_popular", "sasrec", "decoder", "tiger", "speed", "decoding", "cornac")
 DECODER_OPTIONS = {"level": "level_embedding", "codes": "init_from_codes"}  # decoder:rqvae+level+codes
 SUMMARY_KEYS = (*METRICS, "targets_per_s", "epochs_completed", "examples_seen", "train_s", "decode_users_per_s")
 
@@ -365,6 +366,9 @@ class Job:
 
 def jobs(parts: list[str], seeds: list[int]) -> list[Job]:
     """Every (part, seed) to run, in order; parts that train nothing run once, at seed 0."""
+    unknown = [part for part in parts if part.partition(":")[0] not in PART_NAMES]
+    if unknown:
+        raise ValueError(f"unknown parts {unknown}: each is one of {', '.join(PART_NAMES)} (see --help)")
     return [
         Job(part, seed)
         for part in parts
@@ -386,10 +390,8 @@ def run_job(setting: Setting, options: PartOptions, job: Job) -> tuple[list[dict
         records = [speed(setting, kind, options.speed_seconds, options.decode_users)]
     elif name == "decoding":
         records = [decoding(setting, kind, options.decode_users)]
-    elif name == "cornac":
+    else:  # "cornac", the last of PART_NAMES
         records = cornac(setting, options.cornac_eval_users)
-    else:
-        raise ValueError(f"unknown part {job.part!r}")
     return records, time.perf_counter() - start
 
 
@@ -425,6 +427,10 @@ def main() -> None:
     parser.add_argument("--name", default="retrieval", help="results file bench/results/<name>.json")
     args = parser.parse_args()
 
+    try:
+        todo = jobs(args.parts, args.seeds)
+    except ValueError as error:
+        parser.error(str(error))
     setting = Setting.on(args.dataset, args.users, args.budget_minutes)
     options = PartOptions(args.speed_seconds, args.decode_users, args.cornac_eval_users)
     compute = ComputeConfig(
@@ -438,7 +444,7 @@ def main() -> None:
     command = command_line()
     running = executor(compute)
     try:
-        for job, records, seconds in run_jobs(setting, options, jobs(args.parts, args.seeds), running):
+        for job, records, seconds in run_jobs(setting, options, todo, running):
             for record in records:
                 figures["parts"].update(part_entry(record, job.part, job.seed, setting, args.users, seconds, command))
                 print_table([{k: v for k, v in record.items() if k != "notes"}])

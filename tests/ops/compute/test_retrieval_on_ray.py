@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from bench.retrieval import PartOptions, Setting, jobs, run_jobs
 
 DATASET = "amazon2014-beauty-10core-ratings"  # 733 items: enough for 256 codes a level, seconds to embed
@@ -38,3 +40,8 @@ def test_retrieval_parts_run_as_ray_tasks_and_a_rerun_is_all_cache_hits(shared_d
     second = list(run_jobs(setting, PartOptions(), todo, ray_executor))
     assert [records for _, records, _ in second] == records  # read back from the cached stages' manifests
     assert time.perf_counter() - start < first_seconds / 2
+
+
+def test_an_unknown_part_is_refused_before_anything_runs():
+    with pytest.raises(ValueError, match=r"unknown parts \['sasrek'\].*most_popular, sasrec"):
+        jobs(["most_popular", "sasrek"], [0])
