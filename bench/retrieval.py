@@ -9,7 +9,9 @@ was interrupted resumes from scratch only for the model it was training, and a f
     sasrec              SASRec (full-softmax cross-entropy, full ranking)
     decoder:<kind>      the decoder-only Semantic-ID model on the <kind> 3x256 table (rqvae, rqkmeans, moc, ...);
                         decoder:<kind>+level, +codes: with a level embedding, code tokens from the code vectors
-    tiger:<kind>        TIGER on the <kind> 3x256 table
+    decoder:@<version>  ... on a stored table version (any kind and size: a LAMIA table of bench/lamia.py, an
+                        RQ-VAE table on LLM2Vec embeddings of bench/llm2vec.py), found under --table-root
+    tiger:<kind>        TIGER on the <kind> 3x256 table (or tiger:@<version>)
     speed:<kind>        training targets/s of the decoder-only model vs TIGER at the same width and depth,
                         interleaved in one process on the same batches, and both models' decoding users/s
     decoding:<kind>     semid's beam search vs `generate(prefix_allowed_tokens_fn=...)` on the TIGER of tiger:<kind>
@@ -24,6 +26,7 @@ its seeds.
     python -m bench.retrieval --parts decoder:moc sasrec --seeds 0 1 2    # the best Semantic-ID model, 3 seeds
     python -m bench.retrieval --parts speed:rqvae --speed-seconds 60      # the training-speed ratio alone
     python -m bench.retrieval --parts decoder:rqvae --budget-minutes 1 --users 2000 --name retrieval-smoke
+    python -m bench.retrieval --parts decoder:@<version> --table-root data/bench     # a table of bench/lamia.py
 
 On a Ray cluster the parts run as tasks, ``--workers`` at once, each reserving ``--cpus-per-worker`` CPUs (its
 torch threads) and ``--gpus-per-worker`` GPUs; results are merged here in the parts' order, and a part whose
@@ -55,7 +58,7 @@ import polars as pl
 import torch
 
 from bench.common import RESULTS, command_line, print_table, write_result
-from ops.caching import StageOutput, fingerprint, run_cached
+from ops.caching import StageOutput, existing_version, fingerprint, run_cached
 from ops.compute import ComputeConfig, ComputeMode, Executor, LocalExecutor, executor
 from ops.device import placement
 from ops.embeddings.stage import read_embeddings
@@ -83,6 +86,7 @@ from ops.retrieval.stage import (
     train_tiger_stage,
 )
 from ops.retrieval.train import EpochLog, Task, TrainConfig, adamw, seeded
+from ops.semantic_ids.stage import STAGE as SEMANTIC_IDS_STAGE
 from ops.semantic_ids.stage import read_table
 from ops.tables import read_parquet
 
@@ -119,6 +123,7 @@ class Setting:
     splits: StageOutput  # the data set's split, or a seeded subset of its users (--users)
     budget: float  # training seconds of every trained model
     output_root: Path = OUTPUT_ROOT  # where every stage is cached
+    table_root: Path | None = None  # where pinned tables ("@<version>") are stored; None: the output root
 
     @classmethod
     def on_beauty(cls, users: int, budget_minutes: float) -> Setting:
@@ -126,14 +131,24 @@ class Setting:
         return cls.on(DATASET, users, budget_minutes)
 
     @classmethod
-    def on(cls, dataset: str, users: int, budget_minutes: float, output_root: Path = OUTPUT_ROOT) -> Setting:
+    def on(
+        cls,
+        dataset: str,
+        users: int,
+        budget_minutes: float,
+        output_root: Path = OUTPUT_ROOT,
+        table_root: Path | None = None,
+    ) -> Setting:
         """``dataset``'s cached stages under ``output_root``, all its users or a seeded subset, and the budget."""
         prepared = prepare(dataset, DATA_ROOT, output_root)
         splits = user_subset(prepared.splits, users, output_root) if users else prepared.splits
-        return cls(prepared, splits, budget_minutes * 60, output_root)
+        return cls(prepared, splits, budget_minutes * 60, output_root, table_root)
 
     def table(self, kind: str) -> StageOutput:
-        """The ``kind`` 3x256 Semantic-ID table of the data set's items (built and cached on first use)."""
+        """The ``kind`` 3x256 Semantic-ID table of the data set's items (built and cached on first use), or, for
+        "@<version>", that stored table version (of any kind and size) under the table root."""
+        if kind.startswith("@"):
+            return existing_version(self.table_root or self.output_root, SEMANTIC_IDS_STAGE, kind[1:])
         _, table = semantic_id_version(self.output_root, self.prepared.embeddings, scaled_config(kind, SCALE, {}))
         return table
 
@@ -177,13 +192,15 @@ def sid_model(setting: Setting, name: str, spec: str, seed: int) -> dict[str, An
         "decoder": (train_decoder_stage, evaluate_decoder_stage),
         "tiger": (train_tiger_stage, evaluate_tiger_stage),
     }[name]
-    print(f"{name} on {kind} table {table.fingerprint}, seed {seed}: at most {setting.budget:.0f} s", flush=True)
-    model = train(setting.output_root, setting.splits, table, config, epoch_printer(f"{name} {kind} seed {seed}"))
+    shape = table_shape(table)
+    print(f"{name} on {shape} table {table.fingerprint}, seed {seed}: at most {setting.budget:.0f} s", flush=True)
+    model = train(setting.output_root, setting.splits, table, config, epoch_printer(f"{name} {shape} seed {seed}"))
     evaluation = evaluate(setting.output_root, model, setting.splits, table, beams=BEAMS)
     e = evaluation.manifest
     label = "decoder-only" if name == "decoder" else "TIGER"
+    pinned = [f"table {table.fingerprint}"] if kind.startswith("@") else []
     return {
-        "model": f"semid {label} ({', '.join([f'{kind} {SCALE}x256', *switches])})",
+        "model": f"semid {label} ({', '.join([shape, *pinned, *switches])})",
         **metric_values(e["test"]),
         **fitted_summary(model),
         "invalid_items": e["invalid_items"],
@@ -195,6 +212,12 @@ def sid_model(setting: Setting, name: str, spec: str, seed: int) -> dict[str, An
         "collision_rate": table.manifest["collisions"]["collision_rate"],
         "eval_version": evaluation.fingerprint,
     }
+
+
+def table_shape(table: StageOutput) -> str:
+    """A table version's tokenizer kind and size, "<kind> <levels>x<codes>": e.g. "lamia 4x256"."""
+    m = table.manifest
+    return f"{m['tokenizer']['kind']} {m['scaling_factor']}x{m['codebook_size']}"
 
 
 def speed(setting: Setting, kind: str, seconds: float, n_users: int) -> dict[str, Any]:
@@ -425,13 +448,14 @@ def main() -> None:
     parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="ray: CPUs (torch threads) of each part")
     parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs of each part")
     parser.add_argument("--name", default="retrieval", help="results file bench/results/<name>.json")
+    parser.add_argument("--table-root", type=Path, help="output root of pinned tables (@<version>); default: ours")
     args = parser.parse_args()
 
     try:
         todo = jobs(args.parts, args.seeds)
     except ValueError as error:
         parser.error(str(error))
-    setting = Setting.on(args.dataset, args.users, args.budget_minutes)
+    setting = Setting.on(args.dataset, args.users, args.budget_minutes, table_root=args.table_root)
     options = PartOptions(args.speed_seconds, args.decode_users, args.cornac_eval_users)
     compute = ComputeConfig(
         mode=args.compute,
