@@ -33,14 +33,16 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from bench.common import print_table, write_result
+from ops.caching import StageOutput
 from ops.ctr.data import CTRData
 from ops.ctr.features import FeatureConfig, encode_features
 from ops.ctr.labels import LabelConfig
 from ops.ctr.models import build_model, default_config
-from ops.ctr.stage import ctr_samples_stage, read_samples
+from ops.ctr.stage import CTRConfig, ctr_samples_stage, read_samples, train_ctr_stage
 from ops.ctr.study import StudyConfig, run_study, table1, table2
 from ops.ctr.train import CTRTrainConfig, fit
 from ops.device import placement
@@ -81,6 +83,31 @@ def study(prepared: Prepared, seeds: tuple[int, ...], other_seeds: tuple[int, ..
         "table2": second.to_dicts(),
         "findings": findings(results),
         "wall_seconds": round(seconds, 1),
+    }
+
+
+def table_auc(
+    output_root: Path, prepared: Prepared, table: StageOutput | None, seeds: tuple[int, ...], backbone: str = "dcnv2"
+) -> dict[str, Any]:
+    """Test AUC of ``backbone`` (the study's model and training) with the Semantic-ID fields of ``table``, any kind
+    and size (None: ID only), on the study's stored samples: how bench/llm2vec.py and bench/lamia.py put their
+    tables through CTR. Each seed is a cached CTR model, so reruns are read back."""
+    study_config = StudyConfig()
+    samples = ctr_samples_stage(output_root, prepared.kcore, prepared.splits, study_config.labels)
+    runs = [
+        train_ctr_stage(
+            output_root, samples, prepared.kcore, table, CTRConfig(backbone, train=replace(study_config.train, seed=s))
+        ).manifest
+        for s in seeds
+    ]
+    aucs = [run["test_auc"] for run in runs]
+    return {
+        "backbone": backbone,
+        "seeds": list(seeds),
+        "test_auc": aucs,
+        "test_auc_mean": float(np.mean(aucs)),
+        "test_auc_std": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0,
+        "epochs": [run["epochs"] for run in runs],
     }
 
 

@@ -9,11 +9,14 @@ For each data set (Amazon 2014 Beauty; the MIND sample), through the cached stag
    MiniLM embeddings of the same items;
 3. per table: codebook usage per level, collision rate, NMI against categories (per level and joint), and, for
    LAMIA, the Pearson correlation between aspects (raw palettes: one hidden space) and the NMI between aspects'
-   codes (how independent the aspects are); time per training step, palette items/s; loss curves as a PNG.
+   codes (how independent the aspects are); time per training step, palette items/s; loss curves as a PNG;
+4. per table, DCNv2's test AUC with its Semantic-ID fields, and ID only (the CTR study's model, labels and
+   training; ``--ctr-seeds``, none to skip).
 
 Codebooks have 256 codes, fewer where a catalogue is too small (the MIND sample has 195 items with text): the
-largest power of two <= items / 2, recorded per data set. Retrieval and CTR on these tables: `bench/retrieval.py`
-and `bench/ctr.py` pinned to the table fingerprints recorded here (not run by this script).
+largest power of two <= items / 2, recorded per data set. Retrieval on these tables: `bench/retrieval.py` pinned
+to the table versions recorded here (not run by this script):
+``python -m bench.retrieval --parts decoder:@<version> --table-root data/bench``.
 
     make bench-lamia   # = python -m bench.lamia; python -m bench.lamia --budget 3600 writes bench/results/lamia.json
 
@@ -40,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import RESULTS, print_table, write_result
+from bench.ctr import table_auc
 from bench.llm2vec import DATA_ROOT, OUTPUT_ROOT, step_printer, table_figures
 from ops.caching import StageOutput
 from ops.diagnostics.correlation import codebook_correlation
@@ -117,7 +121,8 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> tuple[dict[str, Any],
     n_items = prepared.embeddings.manifest["items_embedded"]
     size = codebook_size(n_items, args.codebook_size)
     print(f"{dataset}: {n_items} items with text, {size} codes per codebook")
-    rows, histories, runs = [], {}, {}
+    tables: dict[str, StageOutput] = {}
+    histories, runs = {}, {}
     for gamma in args.gammas:
         config = lamia_config(dataset, args, gamma)
         palettes = lamia_palettes_stage(prepared.kcore, args.output_root, config, callback=step_printer())
@@ -140,7 +145,7 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> tuple[dict[str, Any],
             "palette_items_per_s": palettes.manifest["palette_items_per_s"],
             **aspect_figures(palettes, table),
         }
-        rows.append({"tokenizer": name, **table_figures(table, prepared.kcore)})
+        tables[name] = table
     for kind, config_class in (("rqvae", RQVAEConfig), ("moc", MoCConfig)):
         base = config_class()
         settings = {
@@ -149,8 +154,17 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> tuple[dict[str, Any],
             "train": config_to_dict(base.train),
         }
         _, table = semantic_id_version(args.output_root, prepared.embeddings, scaled_config(kind, 4, settings))
-        rows.append({"tokenizer": f"{kind} 4x{size} (MiniLM)", **table_figures(table, prepared.kcore)})
-    return {"items": n_items, "codebook_size": size, "lamia_runs": runs, "tables": rows}, histories
+        tables[f"{kind} 4x{size} (MiniLM)"] = table
+    seeds = tuple(args.ctr_seeds)
+    rows = [
+        {"tokenizer": name, **table_figures(table, prepared.kcore)}
+        | ({"dcnv2": table_auc(args.output_root, prepared, table, seeds)} if seeds else {})
+        for name, table in tables.items()
+    ]
+    figures = {"items": n_items, "codebook_size": size, "lamia_runs": runs, "tables": rows}
+    if seeds:
+        figures["dcnv2_id_only"] = table_auc(args.output_root, prepared, None, seeds)
+    return figures, histories
 
 
 def main() -> None:
@@ -165,6 +179,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--pca-dim", type=int, default=64)
     parser.add_argument("--codebook-size", type=int, default=256)
+    parser.add_argument("--ctr-seeds", type=int, nargs="*", default=[0, 1, 2], help="DCNv2 seeds per table; none: skip")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -173,7 +188,11 @@ def main() -> None:
         figures[dataset], curves = run_dataset(dataset, args)
         histories.update(curves)
         print_table(
-            [{k: r[k] for k in ("tokenizer", "collision_rate", "nmi_joint")} for r in figures[dataset]["tables"]]
+            [
+                {k: r.get(k) for k in ("tokenizer", "collision_rate", "nmi_joint")}
+                | {"dcnv2_auc": r.get("dcnv2", {}).get("test_auc_mean")}
+                for r in figures[dataset]["tables"]
+            ]
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     loss_curves(histories, RESULTS / "lamia_losses.png")

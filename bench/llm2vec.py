@@ -7,11 +7,13 @@ On Amazon 2014 Beauty (12,101 items, Amazon template) it builds, through the cac
 2. item embeddings from all-MiniLM-L6-v2, causal SmolLM2, bidirectional SmolLM2 untrained, and the LLM2Vec model
    (the three SmolLM2 ones mean-pooled, so only the attention and the training differ);
 3. an RQ-VAE 3x256 table (default TrainConfig) from each, with per-level usage, collision rate and NMI against
-   the category below "Beauty" (per level and joint).
+   the category below "Beauty" (per level and joint);
+4. DCNv2's test AUC with each table's Semantic-ID fields, and ID only (the CTR study's model, samples and
+   training; ``--ctr-seeds``).
 
 Each stage is cached, so the benchmark may run in parts (``--parts``); the JSON records what each part ran and
-the table versions (fingerprints), which `bench/ctr.py` / `bench/retrieval.py` can be pointed at for DCNv2 AUC
-and retrieval (not run here).
+the table versions (fingerprints), which `bench/retrieval.py` takes for retrieval (not run here):
+``python -m bench.retrieval --parts decoder:@<version> --table-root data/bench``.
 
     HF_HUB_OFFLINE=1 PYTHONPATH=. python bench/llm2vec.py --mntp-budget 3600 --simcse-budget 1800
 
@@ -36,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import print_table, write_result
+from bench.ctr import table_auc
 from ops.caching import StageOutput
 from ops.diagnostics.nmi import code_nmi
 from ops.embeddings.config import SMOLLM2, EmbedderConfig, Pooling, llm2vec_config
@@ -54,7 +57,7 @@ from ops.tables import read_parquet
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("SEMID_DATA_ROOT", REPO_ROOT.parent / "shared" / "data"))
 OUTPUT_ROOT = REPO_ROOT / "data" / "bench"
-PARTS = ("llm2vec", "embeddings", "tables")
+PARTS = ("llm2vec", "embeddings", "tables", "ctr")
 
 
 def category_labels(kcore: StageOutput, item_ids: list[str]) -> np.ndarray:
@@ -117,6 +120,7 @@ def main() -> None:
     parser.add_argument("--mntp-budget", type=float, default=3600.0, help="seconds of MNTP training")
     parser.add_argument("--simcse-budget", type=float, default=1800.0, help="seconds of SimCSE training")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts")
+    parser.add_argument("--ctr-seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of each DCNv2 run")
     args = parser.parse_args()
 
     prepared = prepare(args.dataset, DATA_ROOT, args.output_root)  # MiniLM embeddings by default
@@ -124,7 +128,7 @@ def main() -> None:
     start = time.perf_counter()
     model = adapted_model(prepared, args)  # every later part needs it: trained here when no version exists yet
     figures["llm2vec"] = {"stage": model.fingerprint, "cache_hit": model.cache_hit, **model.manifest}
-    if not {"embeddings", "tables"} & set(args.parts):
+    if not {"embeddings", "tables", "ctr"} & set(args.parts):
         return write_result("llm2vec", figures)
 
     template = TEMPLATES[get_dataset(args.dataset).text_template]
@@ -134,16 +138,29 @@ def main() -> None:
         print(f"{name}: {sources[name].manifest['items_per_s']} items/s, cache hit {sources[name].cache_hit}")
     figures["embeddings"] = {name: {"stage": s.fingerprint, **s.manifest} for name, s in sources.items()}
 
-    if "tables" in args.parts:
+    if {"tables", "ctr"} & set(args.parts):
         rows = []
         for name, embeddings in sources.items():
             config = replace(
                 RQVAEConfig(), autoencoder=replace(RQVAEConfig().autoencoder, input_dim=embeddings.manifest["dim"])
             )
             _, table = semantic_id_version(args.output_root, embeddings, config)
-            rows.append({"embedder": name, **table_figures(table, prepared.kcore)})
+            row = {"embedder": name, **table_figures(table, prepared.kcore)}
+            if "ctr" in args.parts:
+                row["dcnv2"] = table_auc(args.output_root, prepared, table, tuple(args.ctr_seeds))
+            rows.append(row)
         figures["rqvae_3x256"] = rows
-        print_table([{k: r[k] for k in ("embedder", "collision_rate", "nmi_joint")} for r in rows])
+        if "ctr" in args.parts:
+            figures["dcnv2_id_only"] = table_auc(args.output_root, prepared, None, tuple(args.ctr_seeds))
+        print_table(
+            [
+                {
+                    **{k: r[k] for k in ("embedder", "collision_rate", "nmi_joint")},
+                    "dcnv2_auc": r.get("dcnv2", {}).get("test_auc_mean"),
+                }
+                for r in rows
+            ]
+        )
     figures["seconds"] = round(time.perf_counter() - start, 1)
     notes = "DCNv2 AUC and retrieval on these tables: bench/ctr.py and bench/retrieval.py pinned to their fingerprints."
     write_result("llm2vec", figures, notes=notes)
