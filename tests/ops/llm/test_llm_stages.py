@@ -14,9 +14,9 @@ from ops.embeddings.stage import embed, read_embeddings
 from ops.embeddings.templates import MIND
 from ops.llm.lamia import LamiaConfig
 from ops.llm.llm2vec import LLM2VecConfig
-from ops.quantizers.lamia import LamiaQuantizerConfig
 from ops.llm.stage import lamia_palettes_stage, lamia_table_stages, llm2vec_stage
 from ops.quantizers.kmeans import KMeansConfig
+from ops.quantizers.lamia import LamiaQuantizerConfig
 from ops.semantic_ids.stage import read_table
 from ops.semantic_ids.table import table_codes
 from tests.ops.embeddings.conftest import ITEM_TEXTS
