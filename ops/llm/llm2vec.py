@@ -71,20 +71,42 @@ def adapt(
 ) -> LLM2VecResult:
     """Train both steps on the distinct ``texts``; write the two adapter checkpoints and the merged model into
     ``folder``."""
-    distinct = list(dict.fromkeys(t for t in texts if t))  # a duplicate would be its own in-batch negative
-    folder = Path(folder)
+    mntp = train_mntp(texts, config, folder, callback)
+    model_dir, simcse = train_simcse(texts, config, Path(folder) / MNTP_CHECKPOINT, folder, callback)
+    return LLM2VecResult(model_dir, mntp, simcse, len(distinct_texts(texts)))
 
+
+def distinct_texts(texts: Sequence[str]) -> list[str]:
+    """The non-empty texts, first occurrence kept: a duplicate would be its own in-batch negative."""
+    return list(dict.fromkeys(t for t in texts if t))
+
+
+def train_mntp(
+    texts: Sequence[str], config: LLM2VecConfig, folder: Path, callback: PhaseCallback | None = None
+) -> TrainResult:
+    """Step (2): MNTP with LoRA on the bidirectional decoder; the adapter goes to ``<folder>/mntp.pt``."""
     mntp_lm = build(ModelSpec(config.model, bidirectional=True, lora=config.lora), seed=config.seed)
-    tokens = _tokenize(mntp_lm, distinct, config.mntp.max_length)
+    tokens = _tokenize(mntp_lm, distinct_texts(texts), config.mntp.max_length)
     collate = MNTPCollate(mntp_lm.tokenizer, config.mntp)
-    mntp = _run("mntp", mntp_lm, tokens, collate, next_token_loss, config.mntp_training, folder, config, callback)
+    return _run("mntp", mntp_lm, tokens, collate, next_token_loss, config.mntp_training, Path(folder), config, callback)
 
+
+def train_simcse(
+    texts: Sequence[str],
+    config: LLM2VecConfig,
+    mntp_checkpoint: Path,
+    folder: Path,
+    callback: PhaseCallback | None = None,
+) -> tuple[Path, TrainResult]:
+    """Step (3): SimCSE with a fresh LoRA on the decoder with ``mntp_checkpoint`` folded in; writes
+    ``<folder>/simcse.pt`` and the merged model directory, which it returns with the run."""
+    folder = Path(folder)
     simcse_spec = ModelSpec(
         config.model, bidirectional=True, attention_dropout=config.simcse.attention_dropout, lora=config.lora
     )
-    simcse_lm = build(simcse_spec, merged=[read_checkpoint(folder / MNTP_CHECKPOINT)], seed=config.seed)
+    simcse_lm = build(simcse_spec, merged=[read_checkpoint(mntp_checkpoint)], seed=config.seed)
     pad_id = simcse_lm.tokenizer.pad_token_id
-    tokens = _tokenize(simcse_lm, distinct, config.simcse.max_length)
+    tokens = _tokenize(simcse_lm, distinct_texts(texts), config.simcse.max_length)
     loss = simcse_loss(config.simcse.temperature)
     simcse = _run(
         "simcse",
@@ -97,9 +119,7 @@ def adapt(
         config,
         callback,
     )
-
-    model_dir = export_merged(read_checkpoint(folder / SIMCSE_CHECKPOINT), folder / MODEL_DIR)
-    return LLM2VecResult(model_dir, mntp, simcse, len(distinct))
+    return export_merged(read_checkpoint(folder / SIMCSE_CHECKPOINT), folder / MODEL_DIR), simcse
 
 
 def _tokenize(lm: LoraLM, texts: list[str], max_length: int) -> list[list[int]]:

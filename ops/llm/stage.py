@@ -1,7 +1,8 @@
 """The LLM stages, cached by the same contract as every other: item text -> adapted LLM -> vectors -> codes.
 
-- ``llm2vec``: an LLM2Vec-adapted decoder (``mntp.pt``, ``simcse.pt``, the merged ``model/`` directory that
-  `ops.embeddings.config.llm2vec_config` loads; the embeddings stage then runs unchanged on it);
+- ``llm2vec_mntp`` -> ``llm2vec``: an LLM2Vec-adapted decoder, one stage per training step (``mntp.pt``; then
+  ``simcse.pt`` and the merged ``model/`` directory that `ops.embeddings.config.llm2vec_config` loads; the
+  embeddings stage then runs unchanged on it);
 - ``lamia_palettes``: a LAMIA-tuned decoder (``lamia.pt``) and every item's palette, flattened to (L x D)
   vectors in the embeddings-table layout (``embeddings.parquet``), so tokenizers read it like any embedding;
 - ``tokenizer`` / ``semantic_ids`` of kind ``lamia``: the per-aspect PCA + k-means fit and the table, in the
@@ -29,7 +30,7 @@ from ops.device import placement
 from ops.embeddings.stage import embeddings_table, read_embeddings
 from ops.embeddings.templates import TextTemplate, render_texts
 from ops.llm.lamia import LamiaConfig, PaletteCollate, item_examples, lamia_loss, palette_embeddings
-from ops.llm.llm2vec import MODEL_DIR, LLM2VecConfig, adapt
+from ops.llm.llm2vec import MNTP_CHECKPOINT, MODEL_DIR, LLM2VecConfig, distinct_texts, train_mntp, train_simcse
 from ops.llm.lora import build, fold, load_base, read_checkpoint, save_checkpoint
 from ops.llm.trainer import StepLog, TrainResult, train
 from ops.quantizers.checkpoint import save_checkpoint as save_tokenizer
@@ -57,30 +58,62 @@ def llm2vec_stage(
     template: TextTemplate,
     callback: StepCallback | None = None,
 ) -> StageOutput:
-    """The decoder adapted by LLM2Vec on the rendered texts of ``upstream``'s items (a k-core stage)."""
+    """The decoder adapted by LLM2Vec on the rendered texts of ``upstream``'s items (a k-core stage).
+
+    MNTP is a cached stage of its own (``llm2vec_mntp``), so an hour of MNTP survives a SimCSE run that fails or
+    is interrupted, and SimCSE settings can change without repeating it."""
+    mntp = _mntp_stage(upstream, output_root, config, template, callback)
     stage_fingerprint = fingerprint(
-        {
-            "upstream": upstream.fingerprint,
-            "config": config_to_dict(config),
-            "template": template.identity,
-            "code": _code(),
-        }
+        {"mntp": mntp.fingerprint, "config": config_to_dict(config), "template": template.identity, "code": _code()}
     )
 
     def build_stage(folder: Path) -> dict[str, Any]:
         texts = render_texts(read_parquet(upstream.file("items.parquet")), template)
-        result = adapt(texts, config, folder, callback)
+        _, result = train_simcse(texts, config, Path(mntp.file(MNTP_CHECKPOINT)), folder, callback)
         return {
             "dataset": upstream.manifest.get("dataset"),
             "model": config.model,
             "template": template.identity,
             "model_dir": MODEL_DIR,
-            "distinct_texts": result.n_texts,
-            "mntp": _summary(result.mntp, folder / "mntp_history.json"),
-            "simcse": _summary(result.simcse, folder / "simcse_history.json"),
+            "distinct_texts": mntp.manifest["distinct_texts"],
+            "mntp_stage": mntp.fingerprint,
+            "mntp": mntp.manifest["mntp"],
+            "simcse": _summary(result, folder / "simcse_history.json"),
         }
 
     return run_cached(output_root, "llm2vec", stage_fingerprint, build_stage)
+
+
+def _mntp_stage(
+    upstream: StageOutput,
+    output_root: Path,
+    config: LLM2VecConfig,
+    template: TextTemplate,
+    callback: StepCallback | None,
+) -> StageOutput:
+    """LLM2Vec's MNTP step on ``upstream``'s item texts: ``mntp.pt`` and its history; versioned by what it reads
+    of ``config`` only (its model, MNTP settings, LoRA, training and seed)."""
+    mntp_config = {
+        name: value
+        for name, value in config_to_dict(config).items()
+        if name in ("model", "mntp", "lora", "mntp_training", "seed")
+    }
+    stage_fingerprint = fingerprint(
+        {"upstream": upstream.fingerprint, "config": mntp_config, "template": template.identity, "code": _code()}
+    )
+
+    def build_stage(folder: Path) -> dict[str, Any]:
+        texts = render_texts(read_parquet(upstream.file("items.parquet")), template)
+        result = train_mntp(texts, config, folder, callback)
+        return {
+            "dataset": upstream.manifest.get("dataset"),
+            "model": config.model,
+            "template": template.identity,
+            "distinct_texts": len(distinct_texts(texts)),
+            "mntp": _summary(result, folder / "mntp_history.json"),
+        }
+
+    return run_cached(output_root, "llm2vec_mntp", stage_fingerprint, build_stage)
 
 
 def lamia_palettes_stage(

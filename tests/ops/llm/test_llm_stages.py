@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
 from ops.caching import StageOutput, run_cached
 from ops.embeddings.config import llm2vec_config
@@ -56,6 +57,26 @@ def test_llm2vec_stage_is_cached_and_feeds_the_embeddings_stage(tiny_dirs, tmp_p
     vectors = embed(kcore, tmp_path, llm2vec_config(str(stage.file("model")), max_length=32), MIND)
     item_ids, matrix = read_embeddings(vectors)
     assert len(item_ids) == N_ITEMS and matrix.shape[1] == 32 and np.isfinite(matrix).all()
+
+
+def test_a_failed_simcse_keeps_the_mntp_stage_and_the_rerun_trains_simcse_only(tiny_dirs, tmp_path: Path) -> None:
+    kcore = catalogue(tmp_path)
+    config = LLM2VecConfig.test(str(tiny_dirs["llama"]))
+
+    def crash_in_simcse(phase: str, _log) -> None:
+        if phase == "simcse":
+            raise RuntimeError("killed during SimCSE")
+
+    with pytest.raises(RuntimeError, match="killed during SimCSE"):
+        llm2vec_stage(kcore, tmp_path, config, MIND, crash_in_simcse)
+    assert not (tmp_path / "llm2vec").exists() or not any((tmp_path / "llm2vec").glob("[0-9a-f]*"))
+    phases: list[str] = []
+    stage = llm2vec_stage(kcore, tmp_path, config, MIND, lambda phase, _log: phases.append(phase))
+    assert set(phases) == {"simcse"} and stage.manifest["mntp"]["steps"] == 6
+    longer_simcse = dataclasses.replace(config, simcse_training=dataclasses.replace(config.simcse_training, epochs=3))
+    again = llm2vec_stage(kcore, tmp_path, longer_simcse, MIND)
+    assert again.fingerprint != stage.fingerprint and again.manifest["mntp_stage"] == stage.manifest["mntp_stage"]
+    assert len(list((tmp_path / "llm2vec_mntp").glob("[0-9a-f]*"))) == 1
 
 
 def test_lamia_stages_write_palettes_and_a_semantic_id_table(tiny_dirs, tmp_path: Path) -> None:
