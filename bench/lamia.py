@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--lora-rank", type=int, default=16, help="paper: 128 (~1.6x slower steps here)")
     parser.add_argument("--batch-size", type=int, default=32, help="items per optimizer step (paper: 128)")
     parser.add_argument("--micro-batch-size", type=int, default=16, help="items per forward = inter negatives + 1")
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=5, help="passes over the items (Beauty: the budget ends the 1st)")
     parser.add_argument("--pca-dim", type=int, default=64)
     parser.add_argument("--codebook-size", type=int, default=256)
     parser.add_argument("--ctr-seeds", type=int, nargs="*", default=[0, 1, 2], help="DCNv2 seeds per table; none: skip")
