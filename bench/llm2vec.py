@@ -17,8 +17,9 @@ the table versions (fingerprints), which `bench/retrieval.py` takes for retrieva
 
     HF_HUB_OFFLINE=1 PYTHONPATH=. python bench/llm2vec.py --mntp-budget 3600 --simcse-budget 1800
 
-Sizing on this machine (2 shared cores, load ~13; see the LLM README section): ~30 s per MNTP optimizer step of
-32 texts (median 35 tokens), so one hour of MNTP is ~120 steps, ~3,800 texts.
+Sizing (2026-12-07, AMD EPYC, 2 cores, nothing else running): ~11 s per MNTP optimizer step of 32 texts (median
+35 tokens), so one hour of MNTP is ~310 steps, ~10,000 of Beauty's texts; a SimCSE step of 32 texts ~23 s before
+activation checkpointing. MNTP is its own cached stage: a later invocation resumes at SimCSE.
 """
 
 from __future__ import annotations
