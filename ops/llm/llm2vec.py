@@ -49,6 +49,16 @@ class LLM2VecConfig:
     # forward graphs of 32 texts of 128 tokens peak at 23.5 GiB on SmolLM2 without activation checkpointing, 4.2 with
     seed: int = 0  # LoRA initialisation
 
+    def mntp_part(self) -> dict[str, Any]:
+        """The settings MNTP reads (all but SimCSE's): what versions the ``llm2vec_mntp`` stage."""
+        return {
+            "model": self.model,
+            "mntp": config_to_dict(self.mntp),
+            "lora": config_to_dict(self.lora),
+            "mntp_training": config_to_dict(self.mntp_training),
+            "seed": self.seed,
+        }
+
     @classmethod
     def test(cls, model: str) -> LLM2VecConfig:
         training = TrainerConfig(lr=1e-2, batch_size=4, micro_batch_size=4, epochs=2)

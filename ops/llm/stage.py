@@ -3,8 +3,9 @@
 - ``llm2vec_mntp`` -> ``llm2vec``: an LLM2Vec-adapted decoder, one stage per training step (``mntp.pt``; then
   ``simcse.pt`` and the merged ``model/`` directory that `ops.embeddings.config.llm2vec_config` loads; the
   embeddings stage then runs unchanged on it);
-- ``lamia_palettes``: a LAMIA-tuned decoder (``lamia.pt``) and every item's palette, flattened to (L x D)
-  vectors in the embeddings-table layout (``embeddings.parquet``), so tokenizers read it like any embedding;
+- ``lamia_model`` -> ``lamia_palettes``: a LAMIA-tuned decoder (``lamia.pt``), then every item's palette,
+  flattened to (L x D) vectors in the embeddings-table layout (``embeddings.parquet``), so tokenizers read it
+  like any embedding;
 - ``tokenizer`` / ``semantic_ids`` of kind ``lamia``: the per-aspect PCA + k-means fit and the table, in the
   folders and manifest format of the other tokenizers (`ops.semantic_ids.stage.table_manifest`).
 
@@ -93,13 +94,8 @@ def _mntp_stage(
 ) -> StageOutput:
     """LLM2Vec's MNTP step on ``upstream``'s item texts: ``mntp.pt`` and its history; versioned by what it reads
     of ``config`` only (its model, MNTP settings, LoRA, training and seed)."""
-    mntp_config = {
-        name: value
-        for name, value in config_to_dict(config).items()
-        if name in ("model", "mntp", "lora", "mntp_training", "seed")
-    }
     stage_fingerprint = fingerprint(
-        {"upstream": upstream.fingerprint, "config": mntp_config, "template": template.identity, "code": _code()}
+        {"upstream": upstream.fingerprint, "config": config.mntp_part(), "template": template.identity, "code": _code()}
     )
 
     def build_stage(folder: Path) -> dict[str, Any]:
@@ -116,15 +112,12 @@ def _mntp_stage(
     return run_cached(output_root, "llm2vec_mntp", stage_fingerprint, build_stage)
 
 
-def lamia_palettes_stage(
-    upstream: StageOutput,
-    output_root: Path,
-    config: LamiaConfig,
-    batch_size: int = 32,
-    callback: StepCallback | None = None,
+def lamia_model_stage(
+    upstream: StageOutput, output_root: Path, config: LamiaConfig, callback: StepCallback | None = None
 ) -> StageOutput:
-    """Train LAMIA on ``upstream``'s items (as far as the budget goes: a seeded shuffle's first items), then the
-    palette of every item with content, from the merged model."""
+    """LAMIA's LoRA training on ``upstream``'s items, as far as the budget goes (a seeded shuffle's first items):
+    ``lamia.pt`` and its history. A stage of its own, so an hour of training survives a palette pass that fails
+    or is interrupted."""
     stage_fingerprint = fingerprint(
         {"upstream": upstream.fingerprint, "config": config_to_dict(config), "code": _code()}
     )
@@ -132,10 +125,34 @@ def lamia_palettes_stage(
     def build_stage(folder: Path) -> dict[str, Any]:
         items = read_parquet(upstream.file("items.parquet"))
         result, trainable = _train_lamia(items, config, folder / LAMIA_CHECKPOINT, callback)
+        return {
+            "dataset": upstream.manifest.get("dataset"),
+            "model": config.model,
+            "items_trainable": trainable,
+            "training": _summary(result, folder / "history.json"),
+        }
+
+    return run_cached(output_root, "lamia_model", stage_fingerprint, build_stage)
+
+
+def lamia_palettes_stage(
+    upstream: StageOutput,
+    output_root: Path,
+    config: LamiaConfig,
+    batch_size: int = 32,
+    callback: StepCallback | None = None,
+) -> StageOutput:
+    """The palette of every item with content, from the merged model of `lamia_model_stage` (trained first where
+    its version is not cached)."""
+    trained = lamia_model_stage(upstream, output_root, config, callback)
+    stage_fingerprint = fingerprint({"model": trained.fingerprint, "config": config_to_dict(config), "code": _code()})
+
+    def build_stage(folder: Path) -> dict[str, Any]:
+        items = read_parquet(upstream.file("items.parquet"))
         tokenizer, base = load_base(config.spec)  # inference on the merged model: no LoRA branch per layer
         merged = fold(
             base,
-            [read_checkpoint(folder / LAMIA_CHECKPOINT)],
+            [read_checkpoint(trained.file(LAMIA_CHECKPOINT))],
             tokenizer.convert_tokens_to_ids(list(config.spec.new_tokens)),
         )
         item_ids, examples = item_examples(items, tokenizer, config)
@@ -148,14 +165,15 @@ def lamia_palettes_stage(
         return {
             "dataset": upstream.manifest.get("dataset"),
             "model": config.model,
+            "model_stage": trained.fingerprint,
             "template": f"lamia:{'+'.join(config.content_fields)}->{'+'.join(config.task_fields)}",
             "dim": int(flat.shape[1]),
             "palette_size": config.palette_size,
             "aspect_dim": int(palettes.shape[2]),
             "items_with_palettes": len(item_ids),
             "palette_items_per_s": round(len(item_ids) / max(seconds, 1e-9), 2),
-            "items_trainable": trainable,
-            "training": _summary(result, folder / "history.json"),
+            "items_trainable": trained.manifest["items_trainable"],
+            "training": trained.manifest["training"],
             "nan_vectors": int(np.isnan(flat).any(axis=1).sum()),
         }
 

@@ -67,7 +67,8 @@ class TrainerConfig:
     weight_decay: float = 0.0  # decoupled (AdamW); 0 = plain Adam, as the papers
     checkpoint_every: int = 0  # optimizer steps between checkpoints; 0 = only the final one
     # recompute each layer's activations in the backward pass (the dropout masks replayed, so gradients are the
-    # same): a micro-batch keeps one layer's activations instead of every layer's, for about 1.3x the step time
+    # same): a micro-batch keeps one layer's activations instead of every layer's, for up to ~1.9x the step time
+    # (measured: SimCSE's 32 x 128-token micro-batch 27 -> 51 s; LAMIA's micro-batch of 16 items 38.7 -> 39.8 s)
     activation_checkpointing: bool = False
     seed: int = 0  # example order and dropout draw from it
 

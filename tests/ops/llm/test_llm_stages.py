@@ -13,9 +13,10 @@ from ops.caching import StageOutput, run_cached
 from ops.embeddings.config import llm2vec_config
 from ops.embeddings.stage import embed, read_embeddings
 from ops.embeddings.templates import MIND
+from ops.llm import stage as stage_module
 from ops.llm.lamia import LamiaConfig
 from ops.llm.llm2vec import LLM2VecConfig
-from ops.llm.stage import lamia_palettes_stage, lamia_table_stages, llm2vec_stage
+from ops.llm.stage import lamia_model_stage, lamia_palettes_stage, lamia_table_stages, llm2vec_stage
 from ops.quantizers.kmeans import KMeansConfig
 from ops.quantizers.lamia import LamiaQuantizerConfig
 from ops.semantic_ids.stage import read_table
@@ -102,3 +103,21 @@ def test_lamia_stages_write_palettes_and_a_semantic_id_table(tiny_dirs, tmp_path
     )
     again = lamia_table_stages(lamia_palettes_stage(kcore, tmp_path, config, batch_size=5), tmp_path, quantizer)
     assert all(stage.cache_hit for stage in again) and tokenizer == again[0]
+
+
+def test_a_failed_palette_pass_keeps_the_trained_lamia_model(tiny_dirs, tmp_path: Path, monkeypatch) -> None:
+    kcore = catalogue(tmp_path)
+    config = LamiaConfig.test(str(tiny_dirs["opt"]))
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt("session ended during the palette pass")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stage_module, "palette_embeddings", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            lamia_palettes_stage(kcore, tmp_path, config, batch_size=5)
+    assert not any((tmp_path / "lamia_palettes").glob("[0-9a-f]*"))
+    phases: list[str] = []
+    palettes = lamia_palettes_stage(kcore, tmp_path, config, 5, lambda phase, _log: phases.append(phase))
+    assert phases == [] and palettes.manifest["training"]["steps"] == 6
+    assert palettes.manifest["model_stage"] == lamia_model_stage(kcore, tmp_path, config).fingerprint
