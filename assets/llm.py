@@ -1,7 +1,7 @@
 """LLM assets: decoders adapted to the catalogue with LoRA, each a cached stage of its own, and what they make.
 
     kcore_dataset -> llm2vec_model -> llm2vec_embeddings            (an embedding table like item_embeddings)
-    kcore_dataset -> lamia_palettes -> semantic_ids_lamia           (the lamia family's Semantic-ID table)
+    kcore_dataset -> lamia_model -> lamia_palettes -> semantic_ids_lamia   (the lamia family's Semantic-ID table)
 
 Every training step's loss parts go to the asset's MLflow run; each training run stops at its wall-clock budget
 and its manifest records how far it got.
@@ -25,7 +25,7 @@ from ops.ingest.datasets import get_dataset
 from ops.llm.lamia import LamiaConfig
 from ops.llm.llm2vec import LLM2VecConfig
 from ops.llm.lora import LoraSettings
-from ops.llm.stage import StepCallback, lamia_palettes_stage, lamia_table_stages, llm2vec_stage
+from ops.llm.stage import StepCallback, lamia_model_stage, lamia_palettes_stage, lamia_table_stages, llm2vec_stage
 from ops.llm.trainer import StepLog
 from ops.quantizers.kmeans import KMeansConfig
 from ops.quantizers.lamia import LamiaQuantizerConfig, LamiaTokenizer
@@ -86,6 +86,9 @@ class LamiaParams(Config):
     epochs: int = Field(default=1, description="Passes over the items (the budget may stop earlier).")
     budget_s: float = Field(default=3600.0, description="Wall-clock seconds of training (0 = no budget).")
     precision: str = Field(default="auto", description="'auto' (bf16 autocast where native), 'bf16', 'float32'.")
+
+
+class LamiaPaletteParams(Config):
     inference_batch_size: int = Field(default=32, description="Items per forward pass of palette inference.")
 
 
@@ -162,20 +165,34 @@ def llm2vec_embeddings(
 
 
 @asset(group_name=GROUP, partitions_def=dataset_partitions)
-def lamia_palettes(
+def lamia_model(
     context: AssetExecutionContext,
     config: LamiaParams,
     storage: StorageResource,
     mlflow: MlflowTracking,
     kcore_dataset: StageOutput,
 ) -> Output[StageOutput]:
-    """The LAMIA-tuned decoder and every item's palette (L embeddings, flattened), trained within the budget."""
+    """The decoder tuned by LAMIA with LoRA (palette tokens, dual forward, contrastive losses), within the budget."""
     settings = lamia_settings(config, get_dataset(context.partition_key).text_template)
     params = {"upstream": kcore_dataset.fingerprint, **config.model_dump()}
+    with tracked_run(context, mlflow, "lamia_model", params) as run:
+        output = lamia_model_stage(kcore_dataset, storage.output_path, settings, step_logger(context, run))
+        return publish(context, run, output)
+
+
+@asset(group_name=GROUP, partitions_def=dataset_partitions)
+def lamia_palettes(
+    context: AssetExecutionContext,
+    config: LamiaPaletteParams,
+    storage: StorageResource,
+    mlflow: MlflowTracking,
+    kcore_dataset: StageOutput,
+    lamia_model: StageOutput,
+) -> Output[StageOutput]:
+    """Every item's palette (L embeddings, flattened) from the merged LAMIA model."""
+    params = {"upstream": kcore_dataset.fingerprint, "lamia_model": lamia_model.fingerprint, **config.model_dump()}
     with tracked_run(context, mlflow, "lamia_palettes", params) as run:
-        output = lamia_palettes_stage(
-            kcore_dataset, storage.output_path, settings, config.inference_batch_size, step_logger(context, run)
-        )
+        output = lamia_palettes_stage(kcore_dataset, lamia_model, storage.output_path, config.inference_batch_size)
         return publish(context, run, output)
 
 

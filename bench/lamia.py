@@ -52,7 +52,7 @@ from ops.embeddings.stage import read_embeddings
 from ops.ingest.datasets import get_dataset
 from ops.llm.lamia import LamiaConfig
 from ops.llm.lora import LoraSettings
-from ops.llm.stage import lamia_palettes_stage, lamia_table_stages
+from ops.llm.stage import lamia_model_stage, lamia_palettes_stage, lamia_table_stages
 from ops.pipeline import Prepared, prepare, semantic_id_version
 from ops.quantizers.config import config_to_dict
 from ops.quantizers.kinds import scaled_config
@@ -125,7 +125,8 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> tuple[dict[str, Any],
     histories, runs = {}, {}
     for gamma in args.gammas:
         config = lamia_config(dataset, args, gamma)
-        palettes = lamia_palettes_stage(prepared.kcore, args.output_root, config, callback=step_printer())
+        trained = lamia_model_stage(prepared.kcore, args.output_root, config, step_printer())
+        palettes = lamia_palettes_stage(prepared.kcore, trained, args.output_root)
         quantizer = LamiaQuantizerConfig(
             palette_size=config.palette_size,
             aspect_dim=palettes.manifest["aspect_dim"],
@@ -134,7 +135,7 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> tuple[dict[str, Any],
         )
         _, table = lamia_table_stages(palettes, args.output_root, quantizer)
         name = f"LAMIA gamma={gamma}"
-        history = json.loads(Path(palettes.path, "history.json").read_text())
+        history = json.loads(Path(trained.path, "history.json").read_text())
         histories[f"{dataset} {name}"] = history
         training = palettes.manifest["training"]
         runs[name] = {

@@ -116,8 +116,8 @@ def lamia_model_stage(
     upstream: StageOutput, output_root: Path, config: LamiaConfig, callback: StepCallback | None = None
 ) -> StageOutput:
     """LAMIA's LoRA training on ``upstream``'s items, as far as the budget goes (a seeded shuffle's first items):
-    ``lamia.pt`` and its history. A stage of its own, so an hour of training survives a palette pass that fails
-    or is interrupted."""
+    ``lamia.pt``, its history, and the config in the manifest (what `lamia_palettes_stage` runs the model with).
+    A stage of its own, so an hour of training survives a palette pass that fails or is interrupted."""
     stage_fingerprint = fingerprint(
         {"upstream": upstream.fingerprint, "config": config_to_dict(config), "code": _code()}
     )
@@ -128,6 +128,7 @@ def lamia_model_stage(
         return {
             "dataset": upstream.manifest.get("dataset"),
             "model": config.model,
+            "config": config_to_dict(config),
             "items_trainable": trainable,
             "training": _summary(result, folder / "history.json"),
         }
@@ -136,16 +137,11 @@ def lamia_model_stage(
 
 
 def lamia_palettes_stage(
-    upstream: StageOutput,
-    output_root: Path,
-    config: LamiaConfig,
-    batch_size: int = 32,
-    callback: StepCallback | None = None,
+    upstream: StageOutput, trained: StageOutput, output_root: Path, batch_size: int = 32
 ) -> StageOutput:
-    """The palette of every item with content, from the merged model of `lamia_model_stage` (trained first where
-    its version is not cached)."""
-    trained = lamia_model_stage(upstream, output_root, config, callback)
-    stage_fingerprint = fingerprint({"model": trained.fingerprint, "config": config_to_dict(config), "code": _code()})
+    """The palette of every item of ``upstream`` with content, from the merged model of a `lamia_model_stage`."""
+    stage_fingerprint = fingerprint({"upstream": upstream.fingerprint, "model": trained.fingerprint, "code": _code()})
+    config = config_from_dict(LamiaConfig, trained.manifest["config"])
 
     def build_stage(folder: Path) -> dict[str, Any]:
         items = read_parquet(upstream.file("items.parquet"))

@@ -15,7 +15,13 @@ from ops.semantic_ids.table import table_codes
 from tests.ops.llm.conftest import tiny_dirs  # noqa: F401 (the fixture: tiny local decoders)
 
 ASSETS = [ingest.normalized_dataset, ingest.kcore_dataset, llm.llm2vec_model, llm.llm2vec_embeddings]
-LAMIA_ASSETS = [ingest.normalized_dataset, ingest.kcore_dataset, llm.lamia_palettes, llm.semantic_ids_lamia]
+LAMIA_ASSETS = [
+    ingest.normalized_dataset,
+    ingest.kcore_dataset,
+    llm.lamia_model,
+    llm.lamia_palettes,
+    llm.semantic_ids_lamia,
+]
 ONE_STEP = 1e-9  # seconds: the budget stops training after its first step
 
 
@@ -53,7 +59,8 @@ def test_lamia_assets_make_a_semantic_id_table(shared_data, tiny_dirs: dict[str,
         instance=DagsterInstance.ephemeral(),
         run_config={
             "ops": {
-                "lamia_palettes": {"config": {**palettes_config, "budget_s": ONE_STEP, "inference_batch_size": 256}},
+                "lamia_model": {"config": {**palettes_config, "budget_s": ONE_STEP}},
+                "lamia_palettes": {"config": {"inference_batch_size": 256}},
                 "semantic_ids_lamia": {"config": {"pca_dim": 8, "codebook_size": 16}},
             }
         },

@@ -83,7 +83,7 @@ def test_a_failed_simcse_keeps_the_mntp_stage_and_the_rerun_trains_simcse_only(t
 def test_lamia_stages_write_palettes_and_a_semantic_id_table(tiny_dirs, tmp_path: Path) -> None:
     kcore = catalogue(tmp_path)
     config = LamiaConfig.test(str(tiny_dirs["opt"]))
-    palettes = lamia_palettes_stage(kcore, tmp_path, config, batch_size=5)
+    palettes = lamia_palettes_stage(kcore, lamia_model_stage(kcore, tmp_path, config), tmp_path, batch_size=5)
     manifest = palettes.manifest
     assert manifest["items_with_palettes"] == N_ITEMS and manifest["dim"] == 2 * 16 and manifest["nan_vectors"] == 0
     assert manifest["training"]["steps"] == 6 and set(manifest["training"]["final_parts"]) == {
@@ -101,13 +101,15 @@ def test_lamia_stages_write_palettes_and_a_semantic_id_table(tiny_dirs, tmp_path
         table_stage.manifest["scaling_factor"] == 2
         and table_stage.manifest["collisions"]["collision_rate_with_suffix"] == 0
     )
-    again = lamia_table_stages(lamia_palettes_stage(kcore, tmp_path, config, batch_size=5), tmp_path, quantizer)
+    trained_again = lamia_model_stage(kcore, tmp_path, config)
+    again = lamia_table_stages(lamia_palettes_stage(kcore, trained_again, tmp_path, batch_size=5), tmp_path, quantizer)
     assert all(stage.cache_hit for stage in again) and tokenizer == again[0]
 
 
 def test_a_failed_palette_pass_keeps_the_trained_lamia_model(tiny_dirs, tmp_path: Path, monkeypatch) -> None:
     kcore = catalogue(tmp_path)
     config = LamiaConfig.test(str(tiny_dirs["opt"]))
+    trained = lamia_model_stage(kcore, tmp_path, config)
 
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt("session ended during the palette pass")
@@ -115,9 +117,10 @@ def test_a_failed_palette_pass_keeps_the_trained_lamia_model(tiny_dirs, tmp_path
     with monkeypatch.context() as patch:
         patch.setattr(stage_module, "palette_embeddings", interrupted)
         with pytest.raises(KeyboardInterrupt):
-            lamia_palettes_stage(kcore, tmp_path, config, batch_size=5)
+            lamia_palettes_stage(kcore, trained, tmp_path, batch_size=5)
     assert not any((tmp_path / "lamia_palettes").glob("[0-9a-f]*"))
     phases: list[str] = []
-    palettes = lamia_palettes_stage(kcore, tmp_path, config, 5, lambda phase, _log: phases.append(phase))
-    assert phases == [] and palettes.manifest["training"]["steps"] == 6
-    assert palettes.manifest["model_stage"] == lamia_model_stage(kcore, tmp_path, config).fingerprint
+    again = lamia_model_stage(kcore, tmp_path, config, lambda phase, _log: phases.append(phase))
+    assert again.cache_hit and phases == []
+    palettes = lamia_palettes_stage(kcore, again, tmp_path, batch_size=5)
+    assert palettes.manifest["model_stage"] == trained.fingerprint and palettes.manifest["training"]["steps"] == 6
