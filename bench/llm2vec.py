@@ -18,8 +18,10 @@ the table versions (fingerprints), which `bench/retrieval.py` takes for retrieva
     HF_HUB_OFFLINE=1 PYTHONPATH=. python bench/llm2vec.py --mntp-budget 3600 --simcse-budget 1800
 
 Sizing (2026-12-07, AMD EPYC, 2 cores, nothing else running): ~11 s per MNTP optimizer step of 32 texts (median
-35 tokens), so one hour of MNTP is ~310 steps, ~10,000 of Beauty's texts; a SimCSE step of 32 texts ~23 s before
-activation checkpointing. MNTP is its own cached stage: a later invocation resumes at SimCSE.
+35 tokens), so one hour of MNTP is ~310 steps, ~10,000 of Beauty's texts; a SimCSE step of 32 texts ~33 s on
+average with activation checkpointing (56 steps in 30 minutes); each SmolLM2 embedding pass ~17.5 items/s (11.5
+minutes); RQ-VAE tables and the 15 DCNv2 runs ~15 minutes. MNTP is its own cached stage: a later invocation
+resumes at SimCSE. The whole run from scratch: about 2.5 hours.
 """
 
 from __future__ import annotations
