@@ -20,9 +20,9 @@ to the table versions recorded here (not run by this script):
 
     make bench-lamia   # = python -m bench.lamia; python -m bench.lamia --budget 3600 writes bench/results/lamia.json
 
-Sizing on this machine (2 shared cores, load ~8-17): Amazon ~24 s per step of 16 items at LoRA rank 16 (~40 s at
-the paper's 128), palette inference ~3.5 items/s; MIND (longer content and answers) ~107 s per step of 32 items,
-~2.9 palettes/s. Beauty's 12,101 palettes alone take about an hour.
+Sizing on this machine (2 cores): palette inference of Beauty items (25 content tokens) 56 items/s under bf16
+autocast on a quiet AMD EPYC with AVX512-BF16 (22 items/s in float32), so Beauty's 12,101 palettes take ~4 min;
+under a load of 8-17 from other jobs it fell to ~3.5 items/s. Training steps: see ``s_per_step`` per run.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)  # run as a script, bench/tokenizers.py would shadow Hugging Face's `tokenizers` package
 
 import argparse
+import datetime as dt
 import json
 import math
 import time
@@ -42,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import RESULTS, print_table, write_result
+from bench.common import RESULTS, command_line, print_table, write_result
 from bench.ctr import table_auc
 from bench.llm2vec import DATA_ROOT, OUTPUT_ROOT, step_printer, table_figures
 from ops.caching import StageOutput
@@ -99,16 +100,24 @@ def aspect_figures(palettes: StageOutput, table: StageOutput) -> dict[str, Any]:
     }
 
 
-def loss_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> None:
+LOSS_PARTS = ("generation", "intra", "inter")
+
+
+def loss_curve(history: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """A run's per-step loss parts, column-wise (kept in lamia.json, so the PNG shows every data set's runs)."""
+    curve = {"step": [log["step"] for log in history]}
+    return curve | {part: [round(log["parts"][part], 5) for log in history] for part in LOSS_PARTS}
+
+
+def loss_curves(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
     """Per-step loss parts of every LAMIA run, one panel per part."""
     from matplotlib.figure import Figure
 
-    parts = ("generation", "intra", "inter")
-    figure = Figure(figsize=(4 * len(parts), 3.2))
-    axes = figure.subplots(1, len(parts))
-    for name, history in histories.items():
-        for axis, part in zip(axes, parts, strict=True):
-            axis.plot([log["step"] for log in history], [log["parts"][part] for log in history], label=name)
+    figure = Figure(figsize=(4 * len(LOSS_PARTS), 3.2))
+    axes = figure.subplots(1, len(LOSS_PARTS))
+    for name, curve in curves.items():
+        for axis, part in zip(axes, LOSS_PARTS, strict=True):
+            axis.plot(curve["step"], curve[part], label=name)
             axis.set_title(part)
             axis.set_xlabel("optimizer step")
     axes[0].legend(fontsize=7)
@@ -116,13 +125,13 @@ def loss_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
-def run_dataset(dataset: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+def run_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     prepared: Prepared = prepare(dataset, DATA_ROOT, args.output_root)
     n_items = prepared.embeddings.manifest["items_embedded"]
     size = codebook_size(n_items, args.codebook_size)
     print(f"{dataset}: {n_items} items with text, {size} codes per codebook")
     tables: dict[str, StageOutput] = {}
-    histories, runs = {}, {}
+    runs = {}
     for gamma in args.gammas:
         config = lamia_config(dataset, args, gamma)
         trained = lamia_model_stage(prepared.kcore, args.output_root, config, step_printer())
@@ -136,7 +145,6 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> tuple[dict[str, Any],
         _, table = lamia_table_stages(palettes, args.output_root, quantizer)
         name = f"LAMIA gamma={gamma}"
         history = json.loads(Path(trained.path, "history.json").read_text())
-        histories[f"{dataset} {name}"] = history
         training = palettes.manifest["training"]
         runs[name] = {
             "palettes": palettes.fingerprint,
@@ -145,6 +153,7 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> tuple[dict[str, Any],
             "s_per_step": float(np.median([log["seconds"] for log in history])),
             "palette_items_per_s": palettes.manifest["palette_items_per_s"],
             **aspect_figures(palettes, table),
+            "loss_curve": loss_curve(history),
         }
         tables[name] = table
     for kind, config_class in (("rqvae", RQVAEConfig), ("moc", MoCConfig)):
@@ -165,7 +174,14 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> tuple[dict[str, Any],
     figures = {"items": n_items, "codebook_size": size, "lamia_runs": runs, "tables": rows}
     if seeds:
         figures["dcnv2_id_only"] = table_auc(args.output_root, prepared, None, seeds)
-    return figures, histories
+    return figures
+
+
+def previous_figures() -> dict[str, Any]:
+    """The data sets already in bench/results/lamia.json: a run of some data sets keeps the others' figures."""
+    path = RESULTS / "lamia.json"
+    figures = json.loads(path.read_text())["figures"] if path.is_file() else {}
+    return figures if "datasets" in figures else {"datasets": {}}
 
 
 def main() -> None:
@@ -183,23 +199,28 @@ def main() -> None:
     parser.add_argument("--ctr-seeds", type=int, nargs="*", default=[0, 1, 2], help="DCNv2 seeds per table; none: skip")
     args = parser.parse_args()
 
-    start = time.perf_counter()
-    figures, histories = {}, {}
+    figures = previous_figures()
+    notes = "Each data set's figures carry the command, date and seconds of the run that made them."
     for dataset in args.datasets:
-        figures[dataset], curves = run_dataset(dataset, args)
-        histories.update(curves)
+        start = time.perf_counter()
+        result = run_dataset(dataset, args)
         print_table(
             [
                 {k: r.get(k) for k in ("tokenizer", "collision_rate", "nmi_joint")}
                 | {"dcnv2_auc": r.get("dcnv2", {}).get("test_auc_mean")}
-                for r in figures[dataset]["tables"]
+                for r in result["tables"]
             ]
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    loss_curves(histories, RESULTS / "lamia_losses.png")
-    figures["seconds"] = round(time.perf_counter() - start, 1)
-    notes = "Retrieval and DCNv2 AUC on these tables: bench/retrieval.py and bench/ctr.py pinned to their fingerprints."
-    write_result("lamia", figures, notes=notes)
+        run = {"command": command_line(), "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        figures["datasets"][dataset] = result | run | {"seconds": round(time.perf_counter() - start, 1)}
+        curves = {
+            f"{name} {run_name}": run_figures["loss_curve"]
+            for name, entry in figures["datasets"].items()
+            for run_name, run_figures in entry["lamia_runs"].items()
+        }
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        loss_curves(curves, RESULTS / "lamia_losses.png")
+        write_result("lamia", figures, notes=notes)  # after every data set: an interrupted run keeps what it finished
 
 
 if __name__ == "__main__":

