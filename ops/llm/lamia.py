@@ -131,16 +131,21 @@ class PaletteExample:
 
 
 def item_examples(
-    items: pl.DataFrame, tokenizer: PreTrainedTokenizerBase, config: LamiaConfig
+    items: pl.DataFrame, tokenizer: PreTrainedTokenizerBase, config: LamiaConfig, empty_content: bool = False
 ) -> tuple[list[str], list[PaletteExample]]:
-    """Items with content -> their examples (item ids in table order); a task whose attribute is empty is left out."""
+    """Items with content -> their examples (item ids in table order); a task whose attribute is empty is left out.
+
+    ``empty_content`` also keeps items with text but none of the content fields (7 of Beauty's 12,101 have only
+    categories), with an empty content block: palette inference passes it, so every item with text has a palette
+    and codes, as with every other embedder; theirs is the model's prior, one palette shared by all such items.
+    Training leaves them out: there is nothing to reconstruct their attributes from."""
     content_template = TextTemplate("lamia-content", config.content_fields)
     task_template = TextTemplate("lamia-tasks", config.task_fields)
     ids, contents, answers = [], [], []
     for row in items.iter_rows(named=True):
         values = field_values(row, content_template) if row["has_text"] else []
         content = SEPARATOR.join(f"{name}: {value}" for name, value in zip(config.content_fields, values) if value)
-        if content:
+        if content or (empty_content and row["has_text"]):
             ids.append(row["item_id"])
             contents.append(content)
             answers.append(field_values(row, task_template))

@@ -139,7 +139,7 @@ def lamia_model_stage(
 def lamia_palettes_stage(
     upstream: StageOutput, trained: StageOutput, output_root: Path, batch_size: int = 32
 ) -> StageOutput:
-    """The palette of every item of ``upstream`` with content, from the merged model of a `lamia_model_stage`."""
+    """The palette of every item of ``upstream`` with text, from the merged model of a `lamia_model_stage`."""
     stage_fingerprint = fingerprint({"upstream": upstream.fingerprint, "model": trained.fingerprint, "code": _code()})
     config = config_from_dict(LamiaConfig, trained.manifest["config"])
 
@@ -151,7 +151,7 @@ def lamia_palettes_stage(
             [read_checkpoint(trained.file(LAMIA_CHECKPOINT))],
             tokenizer.convert_tokens_to_ids(list(config.spec.new_tokens)),
         )
-        item_ids, examples = item_examples(items, tokenizer, config)
+        item_ids, examples = item_examples(items, tokenizer, config, empty_content=True)
         collate = PaletteCollate(tokenizer, config.palette_size)
         start = time.perf_counter()
         palettes = palette_embeddings(merged, collate, examples, batch_size, placement())  # (n, L, D)

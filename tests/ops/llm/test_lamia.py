@@ -202,3 +202,25 @@ def test_palette_inference_does_not_depend_on_batching(tiny_dirs, kind: str) -> 
     assert batched.shape == (3, 2, dim) and batched.dtype == np.float32
     np.testing.assert_allclose(batched, alone, atol=1e-5)
     assert np.abs(batched[0] - batched[1]).max() > 1e-3
+
+
+def test_items_with_text_but_no_content_get_the_shared_prior_palette(tiny_dirs) -> None:
+    config, lm = lamia(tiny_dirs)
+    categories_only = {  # Beauty has items like these: no title, no brand, only the category path
+        "item_id": ["C1", "C2"],
+        "title": [None, ""],
+        "description": [None, None],
+        "brand": ["Acme", None],
+        "categories": [["Beauty"], ["Beauty", "Makeup"]],
+        "attributes": [None, None],
+        "has_text": [True, True],
+    }
+    items = pl.concat([MIND_ITEMS, pl.DataFrame(categories_only, schema=MIND_ITEMS.schema)])
+    assert item_examples(items, lm.tokenizer, config)[0] == ["N1", "N2", "N3"]  # training: nothing to learn from
+    ids, examples = item_examples(items, lm.tokenizer, config, empty_content=True)
+    assert ids == ["N1", "N2", "N3", "C1", "C2"]  # N4 has no text at all
+    collate = PaletteCollate(lm.tokenizer, config.palette_size)
+    palette = palette_embeddings(lm.model, collate, examples, 4, cpu_placement())
+    assert np.isfinite(palette).all()
+    np.testing.assert_allclose(palette[3], palette[4], atol=1e-5)  # no content: the same palette
+    assert np.abs(palette[3] - palette[0]).max() > 1e-3
