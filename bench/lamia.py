@@ -199,7 +199,6 @@ def main() -> None:
     parser.add_argument("--ctr-seeds", type=int, nargs="*", default=[0, 1, 2], help="DCNv2 seeds per table; none: skip")
     args = parser.parse_args()
 
-    figures = previous_figures()
     notes = "Each data set's figures carry the command, date and seconds of the run that made them."
     for dataset in args.datasets:
         start = time.perf_counter()
@@ -212,6 +211,7 @@ def main() -> None:
             ]
         )
         run = {"command": command_line(), "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        figures = previous_figures()  # read now: another data set's run may have written since this one started
         figures["datasets"][dataset] = result | run | {"seconds": round(time.perf_counter() - start, 1)}
         curves = {
             f"{name} {run_name}": run_figures["loss_curve"]
