@@ -19,7 +19,7 @@ to the table versions recorded here (not run by this script):
 ``python -m bench.retrieval --parts decoder:@<version> --table-root data/bench``.
 
     make bench-lamia   # = python -m bench.lamia: both data sets, both gammas, an hour of training per run
-    python -m bench.lamia --datasets amazon2014-beauty --budget 1200 --gammas 0.1   # what lamia.json holds
+    python -m bench.lamia --datasets amazon2014-beauty --budget 1200 --gammas 0.1 0   # what lamia.json holds
     python -m bench.lamia --datasets mind-small-sample
 
 Each run replaces its data sets' entries in bench/results/lamia.json (with its command, date and seconds) and keeps
