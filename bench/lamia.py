@@ -55,6 +55,7 @@ from ops.caching import StageOutput
 from ops.diagnostics.correlation import codebook_correlation
 from ops.diagnostics.nmi import normalized_mutual_info
 from ops.embeddings.stage import read_embeddings
+from ops.ingest.datasets import DATASETS as KNOWN_DATASETS
 from ops.ingest.datasets import get_dataset
 from ops.llm.lamia import LamiaConfig
 from ops.llm.lora import LoraSettings
@@ -191,7 +192,7 @@ def previous_figures() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=sorted(KNOWN_DATASETS), metavar="NAME")
     parser.add_argument("--output-root", type=Path, default=OUTPUT_ROOT)
     parser.add_argument("--budget", type=float, default=3600.0, help="seconds of LAMIA training per run")
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.1, 0.0], help="contrastive weights to run")
